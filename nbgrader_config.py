@@ -1,0 +1,24 @@
+"""nbgrader set-up: graded-quiz sources live in solutions/, the student versions in quizzes/.
+
+The instructor's course state (submitted/, autograded/, feedback/, gradebook.db) sits in
+the standard nbgrader layout under the course root, which is this folder unless
+DLEFF_COURSE_ROOT points elsewhere.
+"""
+
+import os
+
+c = get_config()  # noqa: F821 - nbgrader injects get_config
+
+c.CourseDirectory.course_id = "dleff"
+c.CourseDirectory.root = os.environ.get("DLEFF_COURSE_ROOT", os.path.dirname(os.path.abspath(__file__)))
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "quizzes"
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "banks"]
+
+# A compiling or training cell needs time; a student's infinite loop must not stall the class.
+c.Execute.timeout = 120
+c.ExecutePreprocessor.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# Restore test cells a student deleted, not only those they edited.
+c.OverwriteCells.add_missing_cells = True
