@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 QUIZZES := $(notdir $(wildcard solutions/[0-9][0-9]-*))
 
-.PHONY: help setup run test lint lab release bench clean
+.PHONY: help setup run test lint lab release bench clean collect autograde feedback grades
 
 help:
 	@echo "make run      execute every lesson (full settings) and write the rendered course to build/"
@@ -17,6 +17,10 @@ help:
 	@echo "make lab      open JupyterLab on the lessons"
 	@echo "make release  build the question banks and the student quizzes from solutions/"
 	@echo "make bench    measure every figure of the course into build/bench.json"
+	@echo "make collect FROM=dir   import downloaded submissions (<student>_<file>.ipynb or .zip)"
+	@echo "make autograde [QUIZ=id] grade new and changed submissions"
+	@echo "make feedback  HTML feedback per student and quiz"
+	@echo "make grades    grades.csv, grades-by-question.csv and grades-notes.csv"
 
 setup: $(STAMP)
 
@@ -34,7 +38,7 @@ test: $(STAMP) lint
 	DLEFF_FAST=1 $(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check dleff tests benchmarks tools notebooks solutions
+	$(BIN)/ruff check dleff tests benchmarks notebooks solutions nbgrader_config.py $(wildcard tools)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
@@ -44,6 +48,20 @@ release: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The instructor's workflow (docs/instructors.md). Quizzes grade with their fast settings.
+collect: $(STAMP)
+	@test -n "$(FROM)" || { echo "usage: make collect FROM=<folder of downloaded submissions>"; exit 2; }
+	$(BIN)/python -m dleff.grading collect "$(FROM)"
+
+autograde: $(STAMP)
+	DLEFF_FAST=1 $(BIN)/python -m dleff.grading autograde $(QUIZ)
+
+feedback: $(STAMP)
+	$(BIN)/python -m dleff.grading feedback
+
+grades: $(STAMP)
+	$(BIN)/python -m dleff.grading grades
 
 clean:
 	rm -rf build

@@ -16,9 +16,27 @@ c.CourseDirectory.release_directory = "quizzes"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "banks"]
 
 # A compiling or training cell needs time; a student's infinite loop must not stall the class.
-c.Execute.timeout = 120
-c.ExecutePreprocessor.timeout = 120
+# DLEFF_CELL_TIMEOUT (seconds) lets the tests grade an endless loop quickly.
+c.Execute.timeout = int(os.environ.get("DLEFF_CELL_TIMEOUT", 60))
+c.ExecutePreprocessor.timeout = c.Execute.timeout
 c.Execute.interrupt_on_timeout = True
 
 # Restore test cells a student deleted, not only those they edited.
 c.OverwriteCells.add_missing_cells = True
+
+# Hidden checks are judged outside the student's kernel (see dleff/grading.py).
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties,
+    CheckCellMetadata,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
+
+from dleff.grading import SealedExecute  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [
+    SealedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata,
+]

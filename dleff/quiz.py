@@ -304,31 +304,44 @@ def _caller_namespace() -> dict:
     return {**frame.f_globals, **frame.f_locals}
 
 
+DEFAULT_TOLERANCE = 1e-6
+
+
+def answers_match(question: Question, given, expected) -> bool:
+    """A graded answer equals the expected one, after normalising both the bank's way."""
+    try:
+        return normalize(question.kind, given) == normalize(question.kind, expected)
+    except (TypeError, ValueError):
+        return False
+
+
+def values_match(given, expected, tolerance: float = DEFAULT_TOLERANCE) -> bool:
+    """Plain data equal, numbers within `tolerance` (tuples and lists alike)."""
+    return _plain_equal(to_plain(given), to_plain(expected), tolerance)
+
+
 def expect_answer(qualified_id: str, variable: str, expected) -> None:
-    """Hidden test: the student's `variable` is the right answer to a bank question."""
+    """Hidden test: the student's `variable` is the right answer to a bank question.
+
+    When a quiz is autograded, `dleff.grading` judges this call outside the
+    student's kernel; running it in the kernel is for checking solutions.
+    """
     question = find_question(qualified_id)
     namespace = _caller_namespace()
     if variable not in namespace:
         raise AssertionError(f"{qualified_id}: no variable `{variable}`; was its answer cell deleted?")
-    given = namespace[variable]
-    if not _well_formed(question.kind, given) or normalize(question.kind, given) != normalize(
-        question.kind, expected
-    ):
+    if not answers_match(question, namespace[variable], expected):
         raise AssertionError(f"{qualified_id}: the answer in `{variable}` is not right.")
 
 
-def expect_value(expression: str, expected, tolerance: float = 1e-6) -> None:
-    """Hidden test of a code exercise: `expression`, evaluated in the notebook, gives `expected`.
-
-    Values are compared as plain data (tensors and arrays as nested lists), numbers
-    within `tolerance`, so the message can say what differs without showing the answer.
-    """
+def expect_value(expression: str, expected, tolerance: float = DEFAULT_TOLERANCE) -> None:
+    """Hidden test of a code exercise: `expression`, evaluated in the notebook, gives `expected`."""
     namespace = _caller_namespace()
     try:
         given = eval(expression, namespace)  # noqa: S307 - the instructor's own test expression
     except Exception as error:  # the student's code failed: say so in plain words
         raise AssertionError(f"`{expression}` raised {type(error).__name__}: {error}") from None
-    if not _plain_equal(to_plain(given), to_plain(expected), tolerance):
+    if not values_match(given, expected, tolerance):
         raise AssertionError(f"`{expression}` does not give the expected result.")
 
 

@@ -92,3 +92,13 @@ def test_notebooks_use_the_python3_kernel_and_are_stored_without_outputs(path):
     assert notebook.metadata["kernelspec"]["name"] == "python3"
     if "quizzes" not in path.parts:  # nbgrader keeps released quizzes as it writes them
         assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.parent.name)
+def test_hidden_tests_are_literal_checks_the_grader_can_judge(solution):
+    from dleff.grading import split_hidden
+
+    for cell in nbformat.read(solution, as_version=4).cells:
+        if "BEGIN HIDDEN TESTS" in cell.source:
+            visible, checks = split_hidden(cell.source)  # raises on anything but literal expect_* calls
+            assert checks and "HIDDEN" not in visible

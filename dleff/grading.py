@@ -1,0 +1,423 @@
+"""The instructor's workflow on nbgrader: collect, autograde, feedback, grades.
+
+Two things here go beyond stock nbgrader:
+
+* `SealedExecute` runs the graded quizzes. Hidden checks never run inside the
+  student's kernel: the grader asks the kernel only for the *value* the check
+  needs (as plain data), and compares it here, in the grading process, with the
+  expected value the kernel never sees. Redefining `dleff.quiz`, built-ins or
+  IPython's error handling cannot turn a wrong answer into points. A kernel that
+  dies or a loop that ignores interrupts stops the run of *that* notebook only,
+  keeps the points earned before it, and says why in the student's feedback.
+* Every submission that cannot be graded normally (unreadable JSON, missing or
+  renamed file, dead kernel...) gets a note, kept in `grading-notes.json` beside
+  the gradebook, that reaches the run's log, the student's feedback and the
+  grades report. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import html
+import json
+import os
+import re
+import shutil
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.v4 import new_markdown_cell, new_output
+from nbgrader.preprocessors import Execute
+
+from dleff import quiz
+from dleff.release import ROOT, nbgrader, quiz_ids
+
+NOTES_FILE = "grading-notes.json"
+NOTE_CELL_ID = "dleff-grading-note"
+HIDDEN_BLOCK = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*\n?",
+                          re.DOTALL | re.MULTILINE)
+CHECKS = ("expect_answer", "expect_value")
+PLAIN = "__import__('dleff.quiz', fromlist=['to_plain']).to_plain({})"
+
+
+# ---------------------------------------------------------------- hidden checks, out of the kernel
+
+
+@dataclass(frozen=True)
+class HiddenCheck:
+    kind: str  # "expect_answer" or "expect_value"
+    arguments: tuple
+
+    @property
+    def expression(self) -> str:
+        """What the kernel is asked to evaluate: the student's value, never the expected one."""
+        if self.kind == "expect_answer":
+            return self.arguments[1]
+        return PLAIN.format(self.arguments[0])
+
+    def judge(self, ok: bool, value) -> str | None:
+        """None when the check passes, else the plain-words reason shown to the student."""
+        if self.kind == "expect_answer":
+            qualified_id, variable, expected = self.arguments
+            if not ok:
+                if "NameError" in str(value):
+                    return f"{qualified_id}: no variable `{variable}`; was its answer cell deleted?"
+                return f"{qualified_id}: `{variable}` could not be read ({value})."
+            question = quiz.find_question(qualified_id)
+            return None if quiz.answers_match(question, value, expected) else (
+                f"{qualified_id}: the answer in `{variable}` is not right.")
+        expression, expected, *rest = self.arguments
+        if not ok:
+            return f"`{expression}` raised {value}"
+        tolerance = rest[0] if rest else quiz.DEFAULT_TOLERANCE
+        return None if quiz.values_match(value, expected, tolerance) else (
+            f"`{expression}` does not give the expected result.")
+
+
+def split_hidden(source: str) -> tuple[str, list[HiddenCheck]]:
+    """The test cell's visible code, and its hidden checks parsed as literal data."""
+    checks = []
+    for block in HIDDEN_BLOCK.findall(source):
+        for statement in ast.parse(block).body:
+            call = getattr(statement, "value", None)
+            name = getattr(getattr(call, "func", None), "attr", None) or getattr(
+                getattr(call, "func", None), "id", None)
+            if not isinstance(call, ast.Call) or name not in CHECKS:
+                raise ValueError(f"hidden tests may only call quiz.expect_answer/expect_value, found: "
+                                 f"{ast.unparse(statement)}")
+            checks.append(HiddenCheck(name, tuple(ast.literal_eval(arg) for arg in call.args)))
+    visible = HIDDEN_BLOCK.sub("", source).rstrip()
+    return visible, checks
+
+
+def _error(name: str, message: str):
+    return new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"])
+
+
+class SealedExecute(Execute):
+    """nbgrader's Execute, with hidden checks judged outside the kernel and crashes contained."""
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._stopped = ""
+        self._notes: list[str] = []
+        nb, resources = super().preprocess(nb, resources, km)
+        if self._notes:
+            note = new_markdown_cell("**Grading note.** " + " ".join(self._notes))
+            note.id = NOTE_CELL_ID
+            nb.cells.insert(0, note)
+        return nb, resources
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        visible, checks = split_hidden(cell.source)
+        cell.source = visible  # the autograded (and returned) notebook never holds hidden tests
+        if self._stopped:
+            cell.outputs = [_error("NotRun", self._stopped)]
+            return cell, resources
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._stop(index, "The kernel died while running this cell (a crash, `os._exit`, or running "
+                              "out of memory), so the cells after it could not be run or graded.", cell)
+            return cell, resources
+        except CellTimeoutError:  # no output for too long: nbclient gives up on the cell
+            cell.outputs.append(_error("CellTimeoutError", f"no reply within {self.timeout} s"))
+        if any(o.get("ename") == "CellTimeoutError" for o in cell.outputs):
+            if not self._responsive():
+                self._stop(index, f"This cell ran longer than {self.timeout} s and ignored the interrupt "
+                                  "(an endless loop?), so the kernel was stopped and the cells after it "
+                                  "were not graded.", cell)
+                return cell, resources
+            self._notes.append(f"Cell {index} ran longer than {self.timeout} s and was interrupted "
+                               "(an endless loop?).")
+        failed = any(o.output_type == "error" for o in cell.outputs)
+        if checks and not failed:
+            for check in checks:
+                reason = check.judge(*self._evaluate(check.expression, cell))
+                if reason:
+                    cell.outputs.append(_error("AssertionError", reason))
+        return cell, resources
+
+    def _stop(self, index: int, reason: str, cell) -> None:
+        self._stopped = reason
+        cell.outputs.append(_error("GradingStopped", reason))
+        self._notes.append(f"Cell {index}: {reason}")
+        self.log.warning("Grading stopped at cell %s: %s", index, reason)
+        if self.km is not None:
+            self.km.shutdown_kernel(now=True)
+
+    def _responsive(self, wait: float = 10.0) -> bool:
+        """After a timeout and an interrupt: is the kernel ready for the next cell?"""
+        msg_id = self.kc.execute("", silent=True, store_history=False)
+        saved, self.timeout = self.timeout, int(wait)
+        try:
+            reply = self.wait_for_reply(msg_id)
+        except DeadKernelError:
+            reply = None
+        finally:
+            self.timeout = saved
+        return reply is not None and reply["content"].get("status") == "ok"
+
+    def _evaluate(self, expression: str, cell) -> tuple[bool, object]:
+        """Ask the kernel for one value as plain data; parse it here without running its code."""
+        try:
+            msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"v": expression})
+            reply = self.wait_for_reply(msg_id, cell)
+        except DeadKernelError:
+            return False, "the kernel died"
+        if reply is None:
+            return False, "no reply from the kernel"
+        result = reply["content"].get("user_expressions", {}).get("v", {})
+        if result.get("status") != "ok":
+            return False, f"{result.get('ename', 'Error')}: {result.get('evalue', '')}"
+        try:
+            return True, ast.literal_eval(result["data"]["text/plain"])
+        except (KeyError, ValueError, SyntaxError, MemoryError, RecursionError):
+            return False, "a value that is not plain data (a number, string, list or dict)"
+
+
+# ---------------------------------------------------------------- notes ledger
+
+
+def load_notes(root: Path) -> dict[str, str]:
+    path = Path(root) / NOTES_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_notes(root: Path, notes: dict[str, str]) -> None:
+    (Path(root) / NOTES_FILE).write_text(json.dumps(dict(sorted(notes.items())), indent=1) + "\n")
+
+
+# ---------------------------------------------------------------- collect
+
+
+def _quiz_cell_ids(root: Path) -> dict[str, set[str]]:
+    ids = {}
+    for quiz_id in quiz_ids(root):
+        notebook = nbformat.read(root / "quizzes" / quiz_id / f"{quiz_id}-quiz.ipynb", as_version=4)
+        ids[quiz_id] = {c.metadata.get("nbgrader", {}).get("grade_id") for c in notebook.cells} - {None}
+    return ids
+
+
+def _identify(name: str, text: str | None, hint: str | None, cell_ids: dict[str, set[str]]):
+    """Which quiz a file is, from its name, its folder or its cells. Returns (quiz, renamed)."""
+    for quiz_id in cell_ids:
+        if Path(name).name == f"{quiz_id}-quiz.ipynb":
+            return quiz_id, False
+    if text is not None:
+        try:
+            cells = nbformat.reads(text, as_version=4).cells
+            found = {c.metadata.get("nbgrader", {}).get("grade_id") for c in cells}
+            best = max(cell_ids, key=lambda q: len(cell_ids[q] & found), default=None)
+            if best and len(cell_ids[best] & found) >= len(cell_ids[best]) / 2:
+                return best, True
+        except Exception:  # unreadable: fall back to the name and folder
+            pass
+    for quiz_id in cell_ids:
+        if quiz_id in name or quiz_id == hint:
+            return quiz_id, True
+    return None, True
+
+
+def _submissions(folder: Path):
+    """(student, file name, text or None, folder hint) for every notebook in the export."""
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        student, sep, original = path.name.partition("_")
+        if not sep or path.suffix not in (".ipynb", ".zip"):
+            print(f"skipped {path}: not `<student_id>_<file>.ipynb` or `.zip`", file=sys.stderr)
+            continue
+        hint = path.parent.name
+        if path.suffix == ".ipynb":
+            yield student, original, path.read_bytes(), hint
+            continue
+        try:
+            with zipfile.ZipFile(path) as archive:
+                inner = [n for n in archive.namelist()
+                         if n.endswith(".ipynb") and "__MACOSX" not in n and ".ipynb_checkpoints" not in n]
+                if not inner:
+                    yield student, original, None, Path(original).stem
+                for name in inner:
+                    yield student, Path(name).name, archive.read(name), hint
+        except zipfile.BadZipFile:
+            yield student, original, None, Path(original).stem
+
+
+def collect(source: Path, root: Path = ROOT) -> list[str]:
+    """Import an LMS export (`<student_id>_<file>`, notebooks or zips) into submitted/."""
+    source, root = Path(source), Path(root)
+    if not source.is_dir():
+        raise SystemExit(f"no folder {source}: pass FROM=<folder with the downloaded submissions>")
+    cell_ids = _quiz_cell_ids(root)
+    notes = load_notes(root)
+    log = []
+    for student, name, data, hint in _submissions(source):
+        text = None
+        if data is not None:
+            text = data.decode("utf-8", errors="replace")
+        quiz_id, renamed = _identify(name, text, hint, cell_ids)
+        if quiz_id is None:
+            log.append(f"{student}: cannot tell which quiz {name!r} is; rename it to <quiz>-quiz.ipynb")
+            continue
+        key = f"{student}/{quiz_id}"
+        if data is None:
+            notes[key] = (f"No quiz notebook was found in the submission {name!r}, so nothing could be "
+                          f"graded. Submit {quiz_id}-quiz.ipynb.")
+            log.append(f"{key}: {notes[key]}")
+            continue
+        try:
+            nbformat.validate(nbformat.reads(text, as_version=4))
+        except Exception as error:
+            notes[key] = (f"The file {name!r} is not a readable notebook ({type(error).__name__}); it was "
+                          "probably edited outside Jupyter or cut short. Nothing could be graded: open "
+                          f"a fresh {quiz_id}-quiz.ipynb, copy your answers into it and resubmit.")
+            log.append(f"{key}: {notes[key]}")
+            continue
+        notes.pop(key, None)
+        if renamed:
+            notes[key] = f"The file was named {name!r}; it was graded as {quiz_id}-quiz.ipynb."
+            log.append(f"{key}: {notes[key]}")
+        target = root / "submitted" / student / quiz_id / f"{quiz_id}-quiz.ipynb"
+        if target.exists() and target.read_bytes() == data:
+            continue
+        action = "updated" if target.exists() else "collected"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        # a changed submission must be graded again; an unchanged one keeps its grade
+        shutil.rmtree(root / "autograded" / student / quiz_id, ignore_errors=True)
+        log.append(f"{key}: {action}")
+    save_notes(root, notes)
+    return log
+
+
+# ---------------------------------------------------------------- autograde, feedback, grades
+
+
+def autograde(root: Path = ROOT, only: list[str] | None = None) -> list[str]:
+    """Grade every new or changed submission; a failing student never stops the others."""
+    root = Path(root)
+    notes = load_notes(root)
+    log = []
+    for quiz_id in only or quiz_ids(root):
+        if not any((root / "submitted").glob(f"*/{quiz_id}")):
+            continue
+        result = nbgrader("autograde", quiz_id, "--create", root=root, check=False)
+        output = result.stdout + result.stderr
+        failed = re.findall(r"error processing assignment '[^']+' for student '([^']+)'", output)
+        for student in sorted(set(failed)):
+            notes[f"{student}/{quiz_id}"] = ("The notebook could not be run by the grader; ask your "
+                                             "instructor to look at the grading log.")
+            log.append(f"{student}/{quiz_id}: FAILED, see the nbgrader log")
+        for notebook in sorted((root / "autograded").glob(f"*/{quiz_id}/{quiz_id}-quiz.ipynb")):
+            cells = nbformat.read(notebook, as_version=4).cells
+            note = next((c.source for c in cells if c.get("id") == NOTE_CELL_ID), "")
+            key = f"{notebook.parts[-3]}/{quiz_id}"
+            if note:
+                notes[key] = note.removeprefix("**Grading note.** ")
+                log.append(f"{key}: {notes[key]}")
+        log.append(f"{quiz_id}: autograded")
+    save_notes(root, notes)
+    return log
+
+
+def feedback(root: Path = ROOT) -> list[str]:
+    """HTML feedback per student and quiz; submissions that could not be run get their note."""
+    root = Path(root)
+    for quiz_id in quiz_ids(root):
+        if any((root / "autograded").glob(f"*/{quiz_id}")):
+            nbgrader("generate_feedback", quiz_id, "--force", root=root, check=False)
+    written = []
+    for key, note in load_notes(root).items():
+        student, quiz_id = key.split("/")
+        page = root / "feedback" / student / quiz_id / f"{quiz_id}-quiz.html"
+        if page.exists():
+            text = page.read_text()
+            if NOTE_CELL_ID not in text and "Grading note" not in text:
+                banner = f"<div id='{NOTE_CELL_ID}' style='border:2px solid #b00;padding:1em'>" \
+                         f"<b>Grading note.</b> {html.escape(note)}</div>"
+                page.write_text(text.replace("<body>", "<body>" + banner, 1))
+        else:
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text(f"<!doctype html><meta charset='utf-8'><title>{quiz_id}: feedback</title>"
+                            f"<h1>{html.escape(quiz_id)}: feedback for {html.escape(student)}</h1>"
+                            f"<p id='{NOTE_CELL_ID}'><b>Grading note.</b> {html.escape(note)}</p>"
+                            f"<p>Score: 0</p>")
+        written.append(str(page.relative_to(root)))
+    return written
+
+
+def grades(root: Path = ROOT) -> tuple[Path, Path]:
+    """grades.csv (one row per student and quiz) and grades-by-question.csv, with notes beside."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    root = Path(root)
+    notes = load_notes(root)
+    quizzes = quiz_ids(root)
+    rows, detail = [], []
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        students = sorted({s.id for s in gradebook.students} | {key.split("/")[0] for key in notes})
+        for student in students:
+            for quiz_id in quizzes:
+                max_score = gradebook.find_assignment(quiz_id).max_score
+                note = notes.get(f"{student}/{quiz_id}", "")
+                try:
+                    submission = gradebook.find_submission(quiz_id, student)
+                except MissingEntry:
+                    rows.append([student, quiz_id, 0.0, max_score, note or "no submission"])
+                    continue
+                graded = (root / "autograded" / student / quiz_id).exists()
+                score = submission.score if graded else 0.0
+                rows.append([student, quiz_id, score, max_score, note])
+                for notebook in submission.notebooks:
+                    for grade in notebook.grades:
+                        detail.append([student, quiz_id, grade.name, grade.score if graded else 0.0,
+                                       grade.max_score, grade.needs_manual_grade])
+    summary = root / "grades.csv"
+    with summary.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student_id", "quiz", "score", "max_score"])
+        writer.writerows(row[:4] for row in rows)
+    with (root / "grades-notes.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student_id", "quiz", "note"])
+        writer.writerows([row[0], row[1], row[4]] for row in rows if row[4])
+    by_question = root / "grades-by-question.csv"
+    with by_question.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student_id", "quiz", "question", "score", "max_score", "needs_manual_grade"])
+        writer.writerows(detail)
+    return summary, by_question
+
+
+def course_root() -> Path:
+    """Where the instructor's nbgrader course lives: this project, unless DLEFF_COURSE_ROOT says."""
+    return Path(os.environ.get("DLEFF_COURSE_ROOT", ROOT))
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("collect", "autograde", "feedback", "grades"):
+        print("usage: python -m dleff.grading collect FOLDER | autograde [QUIZ ...] | feedback | grades")
+        return 2
+    command, args = argv[0], argv[1:]
+    if command == "collect":
+        if not args:
+            print("make collect FROM=<folder with the downloaded submissions>")
+            return 2
+        lines = collect(Path(args[0]), course_root())
+    elif command == "autograde":
+        lines = autograde(course_root(), only=args or None)
+    elif command == "feedback":
+        lines = [f"wrote {page}" for page in feedback(course_root())]
+    else:
+        lines = [f"wrote {path}" for path in grades(course_root())]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
