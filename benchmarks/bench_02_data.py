@@ -1,0 +1,224 @@
+"""Section 02, data loading: how fast can each dataset design feed batches?
+
+Measured side by side in one run, on the MNIST subset that ships with the
+project (written once as PNG files under the cache):
+1. the seed's quiz questions: disk vs RAM (array), array vs tensor, per-item vs
+   batched fetching (batch 16, as in the seed);
+2. batched fetching as a fraction of this machine's memory-copy bandwidth
+   (the same digits at 64x64 RGB, Tiny-ImageNet's shape, 245 MB in RAM);
+3. epoch time vs num_workers, for cheap (tensor) and expensive (decode +
+   augmentation) items, next to how many cores the machine really gives to
+   parallel work (workers cannot beat that).
+
+All timings use one intra-op thread: the per-item work of data loading is too
+small to share, worker processes get one thread each anyway, and on a busy
+machine a second thread makes every small tensor operation wait for it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import Subset
+
+from dleff import bench
+from dleff.data.datasets import (
+    AugmentedDiskImages,
+    BatchedTensorImages,
+    dataset_variants,
+    default_augmentation,
+    iterate,
+    make_loader,
+)
+from dleff.data.images import image_folder, list_image_files, mnist_subset, read_images
+from dleff.devices import cpu_cores, machine_summary, threads
+from dleff.settings import pick
+
+SEED_BATCH_SIZE = 16
+BANDWIDTH_BATCH_SIZE = 256
+IMAGE_LIMIT = pick(1000, None)  # None: all 5,000 digits
+EXPENSIVE_ITEMS = pick(200, 800)
+MIN_RUN_TIME = pick(0.2, 1.0)
+
+
+def _spin(_=None) -> float:
+    start = time.perf_counter()
+    total = 0
+    for i in range(3_000_000):
+        total += i
+    return time.perf_counter() - start
+
+
+def cores_delivered() -> float:
+    """How many cores this machine gives us right now: one busy loop alone vs one per core at once.
+
+    Worker processes can only help as far as other programs leave cores free;
+    on a shared machine this is often far below the core count.
+    """
+    alone = min(_spin() for _ in range(2))
+    with multiprocessing.Pool(cpu_cores()) as pool:
+        start = time.perf_counter()
+        pool.map(_spin, range(cpu_cores()))
+        together = time.perf_counter() - start
+    return cpu_cores() * alone / together
+
+
+def epoch(dataset, batch_size=SEED_BATCH_SIZE, **options):
+    """A zero-argument function that runs one epoch over `dataset`."""
+    return lambda: iterate(make_loader(dataset, batch_size, **options))
+
+
+def measure_variants(files, data) -> pd.DataFrame:
+    variants = dataset_variants(files, data)
+    table = bench.mark(min_run_time=MIN_RUN_TIME, num_threads=1,
+                       **{name: epoch(dataset) for name, dataset in variants.items()})
+    table["part"] = "variants"
+    table["batch_size"] = SEED_BATCH_SIZE
+    table["items_per_s"] = len(data) / table["median_s"]
+    return table
+
+
+def measure_bandwidth() -> tuple[pd.DataFrame, float]:
+    """Batched fetching vs a plain memory copy of the same bytes; returns the table and the fraction."""
+    big = mnist_subset(channels=3, size=64, limit=IMAGE_LIMIT)
+    dataset = BatchedTensorImages(big.images, big.labels)
+    copy_target = torch.empty_like(big.images)
+    table = bench.mark(
+        min_run_time=MIN_RUN_TIME, num_threads=1, memory=False,
+        memory_copy=lambda: copy_target.copy_(big.images),
+        batched_fetch=epoch(dataset, BANDWIDTH_BATCH_SIZE, shuffle=True),
+    )
+    # Both read every byte once and write it once; the fetch also moves the labels.
+    copied = 2 * big.images.nbytes
+    fetched = 2 * (big.images.nbytes + big.labels.nbytes)
+    table["part"] = "bandwidth"
+    table["batch_size"] = [float("nan"), BANDWIDTH_BATCH_SIZE]
+    table["items_per_s"] = len(big) / table["median_s"]
+    table["gb_per_s"] = [copied / table.loc["memory_copy", "median_s"] / 1e9,
+                         fetched / table.loc["batched_fetch", "median_s"] / 1e9]
+    fraction = table.loc["batched_fetch", "gb_per_s"] / table.loc["memory_copy", "gb_per_s"]
+    print(f"  {tuple(big.images.shape)} float32 = {big.images.nbytes / 1e6:.0f} MB in RAM")
+    return table, float(fraction)
+
+
+def measure_workers(files, data) -> pd.DataFrame:
+    cheap = dataset_variants(files, data)["tensor"]
+    side = data.images.shape[-1]
+    expensive = Subset(AugmentedDiskImages(files, default_augmentation(side)), range(EXPENSIVE_ITEMS))
+    tables = []
+    for label, dataset in (("cheap", cheap), ("expensive", expensive)):
+        runs = {f"{label}_workers_{n}": epoch(dataset, num_workers=n) for n in range(cpu_cores() + 1)}
+        table = bench.mark(min_run_time=MIN_RUN_TIME, num_threads=1, memory=False, **runs)
+        table["num_workers"] = range(cpu_cores() + 1)
+        table["dataset"] = label
+        table["relative"] = table["median_s"] / table["median_s"].iloc[0]
+        table["items_per_s"] = len(dataset) / table["median_s"]
+        tables.append(table)
+    workers = pd.concat(tables)
+    workers["part"] = "workers"
+    workers["batch_size"] = SEED_BATCH_SIZE
+    return workers
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
+    variants = table[table["part"] == "variants"]
+    bench.plot(variants, title=f"one epoch, batch {SEED_BATCH_SIZE}", ax=left)
+    left.set_xscale("log")
+    left.set_xlabel("median epoch time (ms, log scale)")
+
+    rates = table[table["part"] == "bandwidth"]["gb_per_s"]
+    middle.bar(rates.index, rates.values, color=["tab:gray", "tab:blue"])
+    for x, value in enumerate(rates.values):
+        middle.annotate(f"{value:.2f} GB/s", (x, value), ha="center", va="bottom")
+    middle.set_ylabel("bytes read + written per second (GB/s)")
+    middle.set_title(f"fetching batches of {BANDWIDTH_BATCH_SIZE} vs copying")
+    middle.margins(y=0.15)
+
+    workers = table[table["part"] == "workers"]
+    for label, rows in workers.groupby("dataset"):
+        right.plot(rows["num_workers"], rows["relative"], marker="o", label=f"{label} items")
+    right.axhline(1, color="gray", linewidth=0.8)
+    right.set_xticks(sorted(workers["num_workers"].unique()))
+    right.set_xlabel("num_workers")
+    right.set_ylabel("epoch time / epoch time with 0 workers")
+    right.set_title("epoch time vs num_workers")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown(table: pd.DataFrame, figures: dict[str, float]) -> str:
+    shown = table[["part", "median_s", "items_per_s", "gb_per_s", "batch_size", "num_workers",
+                   "mem_alloc_bytes", "relative"]].copy()
+    shown["median"] = shown.pop("median_s").map(bench.format_seconds)
+    shown["mem_alloc"] = shown.pop("mem_alloc_bytes").map(bench.format_bytes)
+    shown = shown[["part", "median", "items_per_s", "gb_per_s", "batch_size", "num_workers", "mem_alloc",
+                   "relative"]]
+    lines = ["# Data loading (section 02)", "", machine_summary(), "",
+             shown.to_markdown(floatfmt=".3g"), "",
+             "relative: median time over the fastest row of its part (workers: over 0 workers).", "",
+             "| figure | value |", "|---|---|"]
+    lines += [f"| {name} | {value:.3g} |" for name, value in figures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(out_dir: Path, figures_file: Path = bench.FIGURES_FILE) -> pd.DataFrame:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(machine_summary())
+    root = image_folder("mnist", limit=IMAGE_LIMIT)
+    files = list_image_files(root)
+    data = read_images(files)
+    print(f"images: {len(files)} PNG files in {root}, {tuple(data.images.shape[1:])} each")
+
+    with threads(1):
+        print("1/3 the four dataset variants")
+        variants = measure_variants(files, data)
+        print("2/3 batched fetching vs memory copy")
+        bandwidth, fraction = measure_bandwidth()
+        print("3/3 num_workers on cheap and expensive items")
+        workers = measure_workers(files, data)
+    delivered = cores_delivered()
+    print(f"  cores delivered to parallel work right now: {delivered:.2f} of {cpu_cores()}")
+    table = pd.concat([variants, bandwidth, workers])
+
+    def workers_speedup(label):
+        rows = workers[workers["dataset"] == label]["median_s"]
+        return float(rows.iloc[0] / rows.iloc[1:].min())
+
+    figures = {
+        "data.ram_vs_disk": bench.speedup(variants, "disk", "array"),
+        "data.tensor_vs_array": bench.speedup(variants, "array", "tensor"),
+        "data.batched_vs_item": bench.speedup(variants, "tensor", "tensor_batched"),
+        "data.batched_bandwidth_fraction": fraction,
+        "data.memory_copy_gb_per_s": float(bandwidth.loc["memory_copy", "gb_per_s"]),
+        "data.workers_speedup_cheap": workers_speedup("cheap"),
+        "data.workers_speedup_expensive": workers_speedup("expensive"),
+        "data.cores_delivered": delivered,
+    }
+    units = {"data.batched_bandwidth_fraction": "fraction", "data.memory_copy_gb_per_s": "GB/s",
+             "data.cores_delivered": "cores"}
+    for name, value in figures.items():
+        bench.record(name, value, units.get(name, "x"), path=figures_file)
+
+    table.to_csv(out_dir / "data_loading.csv")
+    (out_dir / "data_loading.md").write_text(markdown(table, figures))
+    plot(table, out_dir / "data_loading.png")
+    print(markdown(table, figures))
+    return table
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("build"))
