@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from dleff.models import MLP
+from dleff.optim import IMPLEMENTATIONS, fit_epochs, make_adamw, train_mlp_sonar
+
+
+@pytest.mark.parametrize("implementation, foreach, fused", [
+    ("forloop", False, False), ("foreach", True, False), ("fused", False, True),
+])
+def test_make_adamw_sets_the_implementation(implementation, foreach, fused):
+    optimizer = make_adamw(MLP(3, 2).parameters(), implementation, lr=0.01)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.defaults["foreach"] is foreach and optimizer.defaults["fused"] is fused
+    assert optimizer.defaults["lr"] == 0.01
+
+
+def test_three_implementations_train_the_same():
+    losses = {name: train_mlp_sonar(name, epochs=10, seed=3) for name in IMPLEMENTATIONS}
+    assert len(losses["forloop"]) == 10
+    for name in ("foreach", "fused"):
+        assert losses[name] == pytest.approx(losses["forloop"], rel=1e-4, abs=1e-5)
+    # and training does something: the loss falls
+    assert losses["forloop"][-1] < losses["forloop"][0]
+
+
+def test_same_seed_same_losses_other_seed_other_losses():
+    first = train_mlp_sonar("forloop", epochs=2, seed=1)
+    assert train_mlp_sonar("forloop", epochs=2, seed=1) == first
+    assert train_mlp_sonar("forloop", epochs=2, seed=2) != first
+
+
+def test_fit_epochs_learns_a_separable_problem():
+    torch.manual_seed(0)
+    X = torch.randn(200, 2)
+    y = (X[:, 0] > 0).long()
+    model = MLP(2, 2, hidden=(16,))
+    losses = fit_epochs(model, make_adamw(model.parameters(), "foreach", lr=0.05), X, y,
+                        epochs=20, batch_size=32)
+    assert losses[-1] < 0.2 < losses[0]
+    assert (model(X).argmax(1) == y).float().mean() > 0.95
+
+
+def test_errors_say_what_to_do():
+    with pytest.raises(ValueError, match="forloop, foreach, fused"):
+        make_adamw(MLP(3, 2).parameters(), "ignite")
+    integer_param = torch.nn.Parameter(torch.zeros(3, dtype=torch.int64), requires_grad=False)
+    with pytest.raises(ValueError, match="implementation='foreach'"):
+        make_adamw([integer_param], "fused")
