@@ -1,0 +1,194 @@
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import log_loss
+from skorch.callbacks import Callback
+from torch import nn
+
+from dleff.data.sonar import load_sonar
+from dleff.devices import cuda_available, threads
+from dleff.models import CNN, MLP
+from dleff.train import (
+    Unfreeze,
+    best_epoch,
+    describe,
+    history_table,
+    make_learner,
+    stopped_early,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny networks: extra threads only add synchronisation, and the test machine is shared.
+    with threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def sonar():
+    data = load_sonar()
+    return data.X, data.y
+
+
+def sonar_learner(**kwargs):
+    args = dict(module__in_features=60, module__out_features=2, module__hidden=(50, 50),
+                progress=False, device="cpu", seed=0)
+    args.update(kwargs)
+    return make_learner(MLP, **args)
+
+
+def test_early_stopping_on_sonar_stops_early_and_restores_the_best_epoch(sonar):
+    X, y = sonar
+    # The seed's set-up: MLP 50-50, batch 256, up to 400 epochs, Adam lr 0.003,
+    # validate 0.3, evaluate every 10 epochs, patience 5 (evaluations).
+    net = sonar_learner(epochs=400, batch_size=256, lr=0.003, validate=0.3, eval_freq=10, patience=5)
+    net.fit(X, y)
+
+    table = history_table(net)
+    best = best_epoch(net)
+    assert stopped_early(net) and len(net.history) < 400
+    assert best == table.loc[table["valid_logloss"].idxmin(), "epoch"]
+    assert best % 10 == 0
+    # Patience counts evaluations: training ran exactly 5 evaluations (50 epochs) past the best.
+    assert len(net.history) == best + 5 * 10
+
+    # The net holds the best epoch's weights: its validation loss is the best in the history.
+    _, valid = net.get_split_datasets(X, y)  # the same stratified split (seeded)
+    y_valid = [int(valid[i][1]) for i in range(len(valid))]
+    proba = net.predict_proba(valid)
+    assert log_loss(y_valid, proba, labels=[0, 1]) == pytest.approx(table["valid_logloss"].min(), rel=1e-4)
+
+
+def test_history_has_validation_every_eval_freq_epochs_and_after_the_last(sonar):
+    X, y = sonar
+    net = sonar_learner(epochs=10, eval_freq=3).fit(X, y)
+
+    table = history_table(net)
+    assert list(table.columns) == ["epoch", "train_logloss", "valid_logloss", "train_accuracy",
+                                   "valid_accuracy"]
+    assert table["epoch"].tolist() == [3, 6, 9, 10]
+    assert table.notna().all().all()
+    assert ((table["valid_accuracy"] >= 0) & (table["valid_accuracy"] <= 1)).all()
+    # Skipped epochs ran no validation batch at all (that is the saving).
+    for row in net.history:
+        assert ("valid_batch_count" in row) == (row["epoch"] in (3, 6, 9, 10))
+    every = history_table(net, every_epoch=True)
+    assert len(every) == 10 and every["train_logloss"].notna().all()
+
+
+def test_best_epoch_without_early_stopping_is_the_lowest_validation_loss(sonar):
+    X, y = sonar
+    net = sonar_learner(epochs=20, eval_freq=5, lr=0.01).fit(X, y)
+    table = history_table(net)
+    assert best_epoch(net) == table.loc[table["valid_logloss"].idxmin(), "epoch"]
+    assert not stopped_early(net)
+
+
+def test_switches_reach_skorch_and_are_visible(sonar):
+    X, y = sonar
+    net = sonar_learner(epochs=2, optimizer="adamw", fused=True, num_workers=1, eval_freq=1)
+    settings = describe(net)
+    assert settings["optimizer"] == "AdamW"
+    assert settings["optimizer__fused"] is True
+    assert settings["iterator_train__num_workers"] == 1
+    assert settings["iterator_train__persistent_workers"] is True
+    assert settings["device"] == "cpu" and settings["validate"] == 0.3
+    net.fit(X, y)
+    assert net.optimizer_.defaults["fused"] is True
+    assert len(history_table(net)) == 2
+
+
+def test_unavailable_device_and_missing_validation_are_explained():
+    if not cuda_available():
+        with pytest.raises(ValueError, match="not available"):
+            sonar_learner(device="cuda")
+    with pytest.raises(ValueError, match="validate"):
+        sonar_learner(validate=None, patience=3)
+    with pytest.raises(ValueError, match="optimizer"):
+        sonar_learner(optimizer="adamx")
+
+
+@pytest.mark.parametrize("amp, dtype", [(True, torch.bfloat16), ("fp16", torch.float16)])
+def test_mixed_precision_trains_in_half_precision_and_predicts_in_fp32(sonar, amp, dtype):
+    X, y = sonar
+    seen = []
+
+    class RecordDtype(Callback):
+        def on_train_begin(self, net, **kwargs):
+            net.module_[0].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+
+    net = sonar_learner(epochs=3, eval_freq=1, amp=amp, callbacks=[RecordDtype()]).fit(X, y)
+    assert set(seen) == {dtype}
+    assert (net.grad_scaler_ is not None) == (dtype == torch.float16)  # fp16 needs loss scaling
+    assert np.isfinite(history_table(net)[["train_logloss", "valid_logloss"]].to_numpy()).all()
+    proba = net.predict_proba(X[:5])
+    assert proba.dtype == np.float32 and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+
+
+def test_compile_switch_compiles_the_module(sonar):
+    X, y = sonar
+    # The "eager" backend checks the wiring without paying for Inductor's code generation.
+    net = sonar_learner(epochs=2, eval_freq=1, compile=True, compile__backend="eager").fit(X, y)
+    assert isinstance(net.module_, torch._dynamo.eval_frame.OptimizedModule)
+    assert len(history_table(net)) == 2
+
+
+def test_cnn_on_image_tensors_with_a_fixed_validation_set():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(96, 1, 28, 28, generator=generator)
+    labels = torch.randint(0, 10, (96,), generator=generator)
+    net = make_learner(CNN, module__batch_norm=True, module__dropout=0.5, epochs=2, batch_size=32,
+                       eval_freq=1, validate=(images[64:], labels[64:]), device="cpu", progress=True,
+                       seed=0)
+    net.fit(images[:64], labels[:64])
+    table = history_table(net)
+    assert table["epoch"].tolist() == [1, 2]
+    assert table["valid_accuracy"].between(0, 1).all()
+    assert net.predict(images[:4]).shape == (4,)
+
+
+class RecordGradients(Callback):
+    """Which parameters received a gradient in each epoch."""
+
+    def initialize(self):
+        self.by_epoch_ = {}
+        return self
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        epoch = len(net.history)
+        self.by_epoch_[epoch] = {name for name, p in named_parameters if p.grad is not None}
+
+
+def backbone_and_head():
+    return nn.Sequential(OrderedDict(
+        backbone=nn.Sequential(nn.Linear(60, 16), nn.ReLU()),
+        fc=nn.Linear(16, 2),
+    ))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_unfreeze_trains_the_head_first_then_everything(sonar, compiled):
+    X, y = sonar
+    recorder = RecordGradients()
+    extra = dict(compile=True, compile__backend="eager") if compiled else {}
+    net = make_learner(backbone_and_head, epochs=4, eval_freq=1, device="cpu", progress=False, seed=0,
+                       callbacks=[Unfreeze(head="fc.*", epochs=2), recorder], **extra)
+    net.fit(X, y)
+
+    prefix = "_orig_mod." if compiled else ""  # how a compiled module names its parameters
+    head = {prefix + "fc.weight", prefix + "fc.bias"}
+    everything = head | {prefix + "backbone.0.weight", prefix + "backbone.0.bias"}
+    assert recorder.by_epoch_[1] == head and recorder.by_epoch_[2] == head
+    assert recorder.by_epoch_[3] == everything and recorder.by_epoch_[4] == everything
+    assert all(p.requires_grad for p in net.module_.parameters())
+
+
+def test_unfreeze_rejects_a_head_that_matches_nothing(sonar):
+    X, y = sonar
+    net = make_learner(backbone_and_head, epochs=1, device="cpu", progress=False,
+                       callbacks=[Unfreeze(head="classifier.*", epochs=1)])
+    with pytest.raises(ValueError, match="classifier"):
+        net.fit(X, y)
