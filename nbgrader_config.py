@@ -13,6 +13,9 @@ c.CourseDirectory.course_id = "dleff"
 c.CourseDirectory.root = os.environ.get("DLEFF_COURSE_ROOT", os.path.dirname(os.path.abspath(__file__)))
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "quizzes"
+# Quizzes are autograded in parallel (dleff.grading): give each writer time to wait its turn.
+c.CourseDirectory.db_url = "sqlite:///{}?timeout=120".format(
+    os.path.join(os.path.abspath(c.CourseDirectory.root), "gradebook.db"))
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "banks"]
 
 # A compiling or training cell needs time; a student's infinite loop must not stall the class.

@@ -298,21 +298,47 @@ def collect(source: Path, root: Path = ROOT) -> list[str]:
 # ---------------------------------------------------------------- autograde, feedback, grades
 
 
-def autograde(root: Path = ROOT, only: list[str] | None = None) -> list[str]:
-    """Grade every new or changed submission; a failing student never stops the others."""
+def _register_students(root: Path) -> None:
+    """Add every student with a submission to the gradebook, once, before parallel grading."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        for folder in sorted((root / "submitted").glob("*")):
+            if folder.is_dir():
+                gradebook.update_or_create_student(folder.name)
+
+
+def _grade_quiz(root: Path, quiz_id: str) -> tuple[str, str]:
+    result = nbgrader("autograde", quiz_id, root=root, check=False)
+    return quiz_id, result.stdout + result.stderr
+
+
+def autograde(root: Path = ROOT, only: list[str] | None = None, workers: int | None = None) -> list[str]:
+    """Grade every new or changed submission; a failing student never stops the others.
+
+    Quizzes are graded in parallel, one nbgrader process each: a notebook's kernel
+    spends much of its time starting up and waiting, so two cores grade about twice
+    as fast. Already graded, unchanged submissions are skipped (nbgrader's default).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dleff.devices import cpu_cores
+
     root = Path(root)
+    quizzes = [q for q in (only or quiz_ids(root)) if any((root / "submitted").glob(f"*/{q}"))]
+    _register_students(root)
+    with ThreadPoolExecutor(max_workers=workers or max(2, cpu_cores())) as pool:
+        outputs = dict(pool.map(lambda quiz_id: _grade_quiz(root, quiz_id), quizzes))
     notes = load_notes(root)
     log = []
-    for quiz_id in only or quiz_ids(root):
-        if not any((root / "submitted").glob(f"*/{quiz_id}")):
-            continue
-        result = nbgrader("autograde", quiz_id, "--create", root=root, check=False)
-        output = result.stdout + result.stderr
-        failed = re.findall(r"error processing assignment '[^']+' for student '([^']+)'", output)
+    for quiz_id in quizzes:
+        failed = re.findall(r"error processing assignment '[^']+' for student '([^']+)'", outputs[quiz_id])
         for student in sorted(set(failed)):
             notes[f"{student}/{quiz_id}"] = ("The notebook could not be run by the grader; ask your "
                                              "instructor to look at the grading log.")
             log.append(f"{student}/{quiz_id}: FAILED, see the nbgrader log")
+        if failed:
+            log.append(outputs[quiz_id])
         for notebook in sorted((root / "autograded").glob(f"*/{quiz_id}/{quiz_id}-quiz.ipynb")):
             cells = nbformat.read(notebook, as_version=4).cells
             note = next((c.source for c in cells if c.get("id") == NOTE_CELL_ID), "")
