@@ -9,11 +9,12 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 QUIZZES := $(notdir $(wildcard solutions/[0-9][0-9]-*))
 
-.PHONY: help setup run test lint lab release bench clean collect autograde feedback grades
+.PHONY: help setup run test lint lab release bench clean collect autograde feedback grades browser
 
 help:
 	@echo "make run      execute every lesson (full settings) and write the rendered course to build/"
 	@echo "make test     install, lint, and run the test suite (lessons in fast mode, grading, release)"
+	@echo "make browser  install the headless Chromium the browser test drives"
 	@echo "make lab      open JupyterLab on the lessons"
 	@echo "make release  build the question banks and the student quizzes from solutions/"
 	@echo "make bench    measure every figure of the course into build/bench.json"
@@ -34,8 +35,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m dleff.course run
 
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	DLEFF_FAST=1 $(BIN)/python -m pytest
+
+# The browser test drives Debian's Chromium (Playwright's own download needs the internet).
+browser:
+	bash tools/install_browser.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check dleff tests benchmarks notebooks solutions nbgrader_config.py $(wildcard tools)
