@@ -9,15 +9,36 @@ row's time relative to the fastest.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.utils.benchmark as torch_benchmark
+
+# torch.utils.benchmark imports the C++-extension builder, which warns that no CUDA
+# toolkit is installed: true, and irrelevant to timing.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+import torch.utils.benchmark as torch_benchmark  # noqa: E402
 
 FIGURES_FILE = Path("build") / "bench.json"
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """The profiler's C++ side logs start/stop lines straight to file descriptor 2."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
 
 
 def _allocated_bytes(fn: Callable[[], object]) -> int:
@@ -25,7 +46,7 @@ def _allocated_bytes(fn: Callable[[], object]) -> int:
     activities = [torch.profiler.ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+    with _native_stderr_silenced(), torch.profiler.profile(activities=activities, profile_memory=True) as prof:
         fn()
     # An op's "self" memory is what it allocated itself, net of what it freed.
     return sum(

@@ -33,6 +33,8 @@ class LessonRun:
     seconds: float
     failed_cell: int | None = None
     error: str = ""
+    title: str = ""
+    picture: str = ""
 
     @property
     def ok(self) -> bool:
@@ -87,19 +89,31 @@ def strip_remote_assets(page: str) -> str:
     return re.sub(r"<link[^>]*\bhref=[\"']https?://[^>]*>", "", page)
 
 
+def title_and_picture(notebook: nbformat.NotebookNode) -> tuple[str, str]:
+    """The lesson's first heading, and its first plot as a data URL ('' if none)."""
+    title = next((line.lstrip("# ").strip() for cell in notebook.cells if cell.cell_type == "markdown"
+                  for line in cell.source.splitlines() if line.startswith("# ")), "")
+    picture = next((output["data"]["image/png"] for cell in notebook.cells if cell.cell_type == "code"
+                    for output in cell.get("outputs", []) if "image/png" in output.get("data", {})), "")
+    return title, f"data:image/png;base64,{picture}" if picture else ""
+
+
 def write_index(runs: list[LessonRun], build: Path) -> Path:
     rows = []
     for run in runs:
         name = run.path.stem
-        status = "ok" if run.ok else f"failed at cell {run.failed_cell}: {html.escape(run.error)}"
-        rows.append(f"<li><a href='{name}.html'>{html.escape(name)}</a> "
-                    f"<small>({run.seconds:.0f} s, {status})</small></li>")
+        status = "ran in" if run.ok else f"FAILED at cell {run.failed_cell} ({html.escape(run.error)}) after"
+        picture = f"<img src='{run.picture}' alt='first plot of {name}'>" if run.picture else ""
+        rows.append(f"<li><a href='{name}.html'>{html.escape(run.title or name)}</a> "
+                    f"<small>{status} {run.seconds:.0f} s</small><br>{picture}</li>")
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>dleff: training efficiency</title>"
-        "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto}</style></head><body>"
+        "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto}li{margin:1em 0}"
+        "img{max-width:22em;border:1px solid #ddd}</style></head><body>"
         "<h1>dleff: deep-learning training efficiency, measured</h1>"
-        f"<p class='machine'><b>{html.escape(machine_summary())}</b></p>"
-        "<p>Every number in these pages was measured on the machine above when the course was run.</p>"
+        f"<p class='machine'><b>This machine:</b> {html.escape(machine_summary().removeprefix('This machine: '))}</p>"
+        "<p>Every number and plot in these pages was measured on the machine above when the course was run."
+        " Quizzes appear without their answers: run the notebooks to check yours.</p>"
         f"<h2>Sections</h2><ol>{''.join(rows)}</ol></body></html>"
     )
     index = build / "index.html"
@@ -116,6 +130,7 @@ def run_course(folder: Path = LESSONS, build: Path = BUILD, only: list[str] | No
         notebook, run = execute(path)
         nbformat.write(notebook, build / path.name)
         render(notebook, build / f"{path.stem}.html")
+        run.title, run.picture = title_and_picture(notebook)
         runs.append(run)
         print(f"    {'ok' if run.ok else 'FAILED at cell ' + str(run.failed_cell)} in {run.seconds:.0f} s",
               flush=True)
