@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ def execute(path: Path, timeout: int = 1800, progress: bool = True) -> tuple[nbf
                 client.execute_cell(cell, index)
             except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
                 run.failed_cell = index
-                run.error = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+                message = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # tracebacks carry ANSI colours
+                run.error = message.splitlines()[-1] if message else repr(error)
                 break
     run.seconds = time.perf_counter() - start
     return notebook, run

@@ -10,12 +10,21 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DLEFF_FAST", "1")
 
 
-@pytest.fixture(scope="session")
-def released_course(tmp_path_factory) -> Path:
-    """A fresh course root: the solutions copied in and released by nbgrader, as `make release` does."""
+def new_course(root: Path) -> Path:
+    """A course root of its own: the solutions copied in and released by nbgrader, as `make release` does."""
     from dleff.release import release
 
-    root = tmp_path_factory.mktemp("course")
     shutil.copytree(ROOT / "solutions", root / "solutions")
     release(root=root)
     return root
+
+
+@pytest.fixture(scope="session")
+def course_factory(tmp_path_factory):
+    """Makes course roots that no other test writes into."""
+    return lambda name="course": new_course(tmp_path_factory.mktemp(name))
+
+
+@pytest.fixture(scope="session")
+def released_course(course_factory) -> Path:
+    return course_factory()

@@ -21,7 +21,7 @@ def test_failure_is_reported_and_other_lessons_still_render(tmp_path):
     assert [r.ok for r in runs] == [True, False]
     assert runs[1].failed_cell == 1 and "boom" in runs[1].error
     index = (build / "index.html").read_text()
-    assert "01-good.html" in index and "02-bad.html" in index and "failed at cell 1" in index
+    assert "01-good.html" in index and "02-bad.html" in index and "FAILED at cell 1" in index and "\x1b[" not in index
     assert "CPU cores" in index
     assert "hello" in (build / "01-good.html").read_text()
 

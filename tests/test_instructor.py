@@ -72,6 +72,9 @@ def class_export(folder):
                                                     'answer_more_threads_always_better = "A"\n',
                                                 "answer_scaling": "def scaling(times):\n    return times\n"}),
         ("nina", "zipped.zip"): classroom.zipped({f"folder/{QUIZ}": good}),
+        ("pat", QUIZ): classroom.filled(Q, {"answer_threads_beyond_cores":
+                                            'quiz.ask("01-devices", "threads-beyond-cores")\n'
+                                            'answer_threads_beyond_cores = "B"\n'}),
     })
 
 
@@ -91,6 +94,7 @@ EXPECTED = {  # student: (autograded score, a phrase its note must contain or ""
     "leo": (1.0, "kernel died"),
     "mallory": (0.0, ""),
     "nina": (FULL_AUTO, ""),
+    "pat": (FULL_AUTO, ""),  # a quiz widget in a graded notebook neither hangs nor breaks grading
 }
 
 
@@ -100,8 +104,8 @@ def read_csv(path):
 
 
 @pytest.fixture(scope="module")
-def graded_class(released_course, tmp_path_factory):
-    root = released_course
+def graded_class(course_factory, tmp_path_factory):
+    root = course_factory("class-course")
     export = class_export(tmp_path_factory.mktemp("lms-export"))
     make("collect", root, f"FROM={export}")
     first = make("autograde", root, f"QUIZ={Q}")
