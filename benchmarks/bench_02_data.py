@@ -13,113 +13,54 @@ project (written once as PNG files under the cache):
 All timings use one intra-op thread: the per-item work of data loading is too
 small to share, worker processes get one thread each anyway, and on a busy
 machine a second thread makes every small tensor operation wait for it.
+The measuring functions live in `dleff.loading`, which lesson 02 uses too.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-import torch
-from torch.utils.data import Subset
 
-from dleff import bench
-from dleff.data.datasets import (
-    AugmentedDiskImages,
-    BatchedTensorImages,
-    dataset_variants,
-    default_augmentation,
-    iterate,
-    make_loader,
-)
+from dleff import bench, loading
+from dleff.data.datasets import AugmentedDiskImages, dataset_variants, default_augmentation
 from dleff.data.images import image_folder, list_image_files, mnist_subset, read_images
 from dleff.devices import cpu_cores, machine_summary, threads
+from dleff.loading import cores_delivered
 from dleff.settings import pick
 
-SEED_BATCH_SIZE = 16
+SEED_BATCH_SIZE = loading.SEED_BATCH_SIZE
 BANDWIDTH_BATCH_SIZE = 256
 IMAGE_LIMIT = pick(1000, None)  # None: all 5,000 digits
 EXPENSIVE_ITEMS = pick(200, 800)
 MIN_RUN_TIME = pick(0.2, 1.0)
 
 
-def _spin(_=None) -> float:
-    start = time.perf_counter()
-    total = 0
-    for i in range(3_000_000):
-        total += i
-    return time.perf_counter() - start
-
-
-def cores_delivered() -> float:
-    """How many cores this machine gives us right now: one busy loop alone vs one per core at once.
-
-    Worker processes can only help as far as other programs leave cores free;
-    on a shared machine this is often far below the core count.
-    """
-    alone = min(_spin() for _ in range(2))
-    with multiprocessing.Pool(cpu_cores()) as pool:
-        start = time.perf_counter()
-        pool.map(_spin, range(cpu_cores()))
-        together = time.perf_counter() - start
-    return cpu_cores() * alone / together
-
-
-def epoch(dataset, batch_size=SEED_BATCH_SIZE, **options):
-    """A zero-argument function that runs one epoch over `dataset`."""
-    return lambda: iterate(make_loader(dataset, batch_size, **options))
-
-
 def measure_variants(files, data) -> pd.DataFrame:
-    variants = dataset_variants(files, data)
-    table = bench.mark(min_run_time=MIN_RUN_TIME, num_threads=1,
-                       **{name: epoch(dataset) for name, dataset in variants.items()})
+    table = loading.time_epochs(dataset_variants(files, data), batch_size=SEED_BATCH_SIZE,
+                                min_run_time=MIN_RUN_TIME)
     table["part"] = "variants"
     table["batch_size"] = SEED_BATCH_SIZE
-    table["items_per_s"] = len(data) / table["median_s"]
     return table
 
 
 def measure_bandwidth() -> tuple[pd.DataFrame, float]:
     """Batched fetching vs a plain memory copy of the same bytes; returns the table and the fraction."""
     big = mnist_subset(channels=3, size=64, limit=IMAGE_LIMIT)
-    dataset = BatchedTensorImages(big.images, big.labels)
-    copy_target = torch.empty_like(big.images)
-    table = bench.mark(
-        min_run_time=MIN_RUN_TIME, num_threads=1, memory=False,
-        memory_copy=lambda: copy_target.copy_(big.images),
-        batched_fetch=epoch(dataset, BANDWIDTH_BATCH_SIZE, shuffle=True),
-    )
-    # Both read every byte once and write it once; the fetch also moves the labels.
-    copied = 2 * big.images.nbytes
-    fetched = 2 * (big.images.nbytes + big.labels.nbytes)
+    table, fraction = loading.measure_bandwidth(big.images, big.labels, batch_size=BANDWIDTH_BATCH_SIZE,
+                                                min_run_time=MIN_RUN_TIME)
     table["part"] = "bandwidth"
-    table["batch_size"] = [float("nan"), BANDWIDTH_BATCH_SIZE]
-    table["items_per_s"] = len(big) / table["median_s"]
-    table["gb_per_s"] = [copied / table.loc["memory_copy", "median_s"] / 1e9,
-                         fetched / table.loc["batched_fetch", "median_s"] / 1e9]
-    fraction = table.loc["batched_fetch", "gb_per_s"] / table.loc["memory_copy", "gb_per_s"]
     print(f"  {tuple(big.images.shape)} float32 = {big.images.nbytes / 1e6:.0f} MB in RAM")
-    return table, float(fraction)
+    return table, fraction
 
 
 def measure_workers(files, data) -> pd.DataFrame:
     cheap = dataset_variants(files, data)["tensor"]
     side = data.images.shape[-1]
-    expensive = Subset(AugmentedDiskImages(files, default_augmentation(side)), range(EXPENSIVE_ITEMS))
-    tables = []
-    for label, dataset in (("cheap", cheap), ("expensive", expensive)):
-        runs = {f"{label}_workers_{n}": epoch(dataset, num_workers=n) for n in range(cpu_cores() + 1)}
-        table = bench.mark(min_run_time=MIN_RUN_TIME, num_threads=1, memory=False, **runs)
-        table["num_workers"] = range(cpu_cores() + 1)
-        table["dataset"] = label
-        table["relative"] = table["median_s"] / table["median_s"].iloc[0]
-        table["items_per_s"] = len(dataset) / table["median_s"]
-        tables.append(table)
-    workers = pd.concat(tables)
+    expensive = AugmentedDiskImages(loading.spread(files, EXPENSIVE_ITEMS), default_augmentation(side))
+    workers = loading.measure_workers({"cheap": cheap, "expensive": expensive}, range(cpu_cores() + 1),
+                                      batch_size=SEED_BATCH_SIZE, min_run_time=MIN_RUN_TIME)
     workers["part"] = "workers"
     workers["batch_size"] = SEED_BATCH_SIZE
     return workers

@@ -7,6 +7,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import Subset
 
 from dleff.data import images as image_data
 from dleff.data.datasets import (
@@ -250,6 +251,14 @@ def test_make_loader_passes_ready_batches_through_and_collates_the_rest(variants
     assert make_loader(variants["tensor"]).collate_fn is not pass_through
     batch = ("already", "a batch")
     assert pass_through(batch) is batch
+
+
+def test_make_loader_collates_subsets_of_either_kind(variants):
+    # Subset has a __getitems__ of its own: a list of items over a plain dataset, a batch over a batched one.
+    for name in ("tensor", "tensor_batched"):
+        images, labels = next(iter(make_loader(Subset(variants[name], range(3, 40)), batch_size=8)))
+        assert images.shape == (8, 1, 28, 28) and labels.shape == (8,), name
+        assert torch.equal(images, variants["tensor"].images[3:11]), name
 
 
 def test_batched_fetching_asks_the_dataset_once_per_batch(variants):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from dleff.data.images import ImageData, ImageFiles, read_image
 
@@ -91,8 +91,12 @@ class BatchedTensorImages(TensorImages):
 
 
 def pass_through(batch):
-    """The collate function for datasets whose `__getitems__` already returns a batch."""
-    return batch
+    """The collate function for datasets whose `__getitems__` already returns a batch.
+
+    A list is a batch of single items, still to be collated: `torch.utils.data.Subset`
+    has a `__getitems__` of its own that returns one when the dataset it wraps has none.
+    """
+    return default_collate(batch) if isinstance(batch, list) else batch
 
 
 class AugmentedDiskImages(DiskImages):
