@@ -257,3 +257,34 @@ def compare_compiled_training(make_model: Callable[[], nn.Module], X: Tensor, y:
                        eager=lambda: eager(X, y), compiled=lambda: compiled(X, y))
     return CompileComparison(steps=steps, compile_seconds=max(first_compiled - eager_once, 0.0))
 
+
+
+def plot_compile_payoff(report: CompileComparison, mark_steps: int | None = None, ax=None,
+                        title: str = "compile time included"):
+    """Total seconds against training steps, eager vs compiled (compile time included).
+
+    The x-axis reaches past the break-even point, or, where there is none,
+    as far as twice the compile time would buy in eager steps; `mark_steps`
+    draws a dotted line at a run length of interest (e.g. one whole training).
+    """
+    import math
+
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    eager_s = report.steps.loc["eager", "median_s"]
+    compiled_s = report.steps.loc["compiled", "median_s"]
+    horizon = (1.5 * report.break_even_steps if math.isfinite(report.break_even_steps)
+               else 2 * report.compile_seconds / eager_s)
+    horizon = min(max(horizon, 10 * (mark_steps or 0), 10.0), 1e7)
+    steps = torch.linspace(0, horizon, 200)
+    ax.plot(steps, steps * eager_s, label="eager")
+    ax.plot(steps, report.compile_seconds + steps * compiled_s, label="compiled (compile included)")
+    if mark_steps:
+        ax.axvline(mark_steps, color="grey", linestyle=":", label=f"{mark_steps} steps")
+    ax.set_xlabel("training steps")
+    ax.set_ylabel("total seconds")
+    ax.set_title(title)
+    ax.legend()
+    return ax

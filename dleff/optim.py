@@ -103,3 +103,65 @@ def train_mlp_sonar(implementation: str = "fused", *, epochs: int = 10, batch_si
     optimizer = make_adamw(model.parameters(), implementation, lr=lr)
     with threads(num_threads or torch.get_num_threads()):
         return fit_epochs(model, optimizer, X, y, epochs=epochs, batch_size=batch_size, seed=seed)
+
+
+# ---------------------------------------------------------------- why the implementations differ
+
+
+def count_ops(fn) -> dict[str, int]:
+    """How many torch operators one call of `fn()` runs.
+
+    "calls": operators called from Python (each one a trip through the
+    dispatcher); "all": every operator, including those the first ones run
+    inside (on the CPU, a `_foreach_*` op runs one ordinary op per tensor).
+    """
+    from dleff.bench import _native_stderr_silenced
+
+    with _native_stderr_silenced(), torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        fn()
+    ops = [event for event in profile.events() if event.name.startswith("aten::")]
+    calls = [event for event in ops
+             if event.cpu_parent is None or not event.cpu_parent.name.startswith("aten::")]
+    return {"calls": len(calls), "all": len(ops)}
+
+
+def split_parameters(total: int, pieces: int, device: str | torch.device = "cpu") -> list[nn.Parameter]:
+    """`total` numbers split into `pieces` equal parameter tensors, each with a random gradient."""
+    if pieces < 1 or total < pieces:
+        raise ValueError(f"cannot split {total} numbers into {pieces} tensors")
+    generator = torch.Generator().manual_seed(0)
+    params = []
+    for _ in range(pieces):
+        param = nn.Parameter(torch.zeros(total // pieces, device=device))
+        param.grad = torch.randn(total // pieces, generator=generator).to(device)
+        params.append(param)
+    return params
+
+
+def step_seconds_by_tensor_count(counts: Iterable[int], total: int = 2**16,
+                                 implementations: Sequence[str] = IMPLEMENTATIONS, *,
+                                 device: str | torch.device = "cpu", min_run_time: float = 0.2,
+                                 num_threads: int | None = 1):
+    """Median seconds of one AdamW step over `total` numbers held in n tensors, for each n in `counts`.
+
+    The work (numbers updated) is the same in every row; only how finely it
+    is cut into tensors changes. Rows: tensor counts; columns: implementations.
+    """
+    import pandas as pd
+
+    from dleff import bench
+
+    rows = {}
+    for count in counts:
+        steps = {}
+        for implementation in implementations:
+            optimizer = make_adamw(split_parameters(total, count, device), implementation)
+            optimizer.step()  # allocates the moment buffers
+            steps[implementation] = optimizer.step
+        table = bench.mark(min_run_time=min_run_time, num_threads=num_threads, memory=False, **steps)
+        rows[count] = table["median_s"]
+    result = pd.DataFrame(rows).T
+    result.index.name = "tensors"
+    result.columns.name = "implementation"
+    return result

@@ -100,6 +100,12 @@ def test_compare_compiled_training_reports_steps_and_compile_cost():
     totals = report.total_seconds(100)
     assert totals["compiled"] >= report.compile_seconds
     assert report.break_even_steps > 0
+    ax = jit.plot_compile_payoff(report, mark_steps=50)
+    eager_line, compiled_line = ax.get_lines()[:2]
+    # The compiled line starts at the compile time: that is the price paid before the first step.
+    assert compiled_line.get_ydata()[0] == pytest.approx(report.compile_seconds)
+    assert eager_line.get_ydata()[0] == 0
+    assert ax.get_lines()[2].get_xdata()[0] == 50
 
 
 def test_inductor_compiles_a_small_mlp_to_the_same_numbers():

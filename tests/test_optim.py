@@ -2,7 +2,15 @@ import pytest
 import torch
 
 from dleff.models import MLP
-from dleff.optim import IMPLEMENTATIONS, fit_epochs, make_adamw, train_mlp_sonar
+from dleff.optim import (
+    IMPLEMENTATIONS,
+    count_ops,
+    fit_epochs,
+    make_adamw,
+    split_parameters,
+    step_seconds_by_tensor_count,
+    train_mlp_sonar,
+)
 
 
 @pytest.mark.parametrize("implementation, foreach, fused", [
@@ -47,3 +55,30 @@ def test_errors_say_what_to_do():
     integer_param = torch.nn.Parameter(torch.zeros(3, dtype=torch.int64), requires_grad=False)
     with pytest.raises(ValueError, match="implementation='foreach'"):
         make_adamw([integer_param], "fused")
+
+
+def test_for_loop_calls_grow_with_the_tensor_count_fused_calls_do_not():
+    def calls(implementation, pieces):
+        optimizer = make_adamw(split_parameters(256, pieces), implementation)
+        optimizer.step()
+        return count_ops(optimizer.step)
+
+    few, many = calls("forloop", 4), calls("forloop", 32)
+    assert many["calls"] == 8 * few["calls"]  # every operator once per tensor
+    assert calls("foreach", 32)["calls"] < many["calls"] / 3
+    assert calls("fused", 32)["calls"] == calls("fused", 4)["calls"] < 5
+    assert many["all"] >= many["calls"]
+
+
+def test_split_parameters_cuts_the_same_numbers_into_pieces():
+    params = split_parameters(12, 4)
+    assert [p.numel() for p in params] == [3, 3, 3, 3]
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in params)
+    with pytest.raises(ValueError, match="cannot split"):
+        split_parameters(3, 4)
+
+
+def test_step_seconds_table_has_a_row_per_tensor_count():
+    table = step_seconds_by_tensor_count([1, 4], total=256, min_run_time=0.01)
+    assert list(table.index) == [1, 4] and list(table.columns) == list(IMPLEMENTATIONS)
+    assert (table > 0).all().all()
