@@ -407,7 +407,8 @@ def describe(net) -> pd.Series:
             value = params[key]
             values[key] = value.__name__ if isinstance(value, type) else value
     split = params.get("train_split")
-    values["validate"] = getattr(split, "cv", split)
+    fixed = getattr(split, "keywords", {}).get("valid_ds")  # predefined_split: a fixed validation set
+    values["validate"] = f"fixed set of {len(fixed)} rows" if fixed is not None else getattr(split, "cv", split)
     values["callbacks"] = [c[0] if isinstance(c, tuple) else type(c).__name__ for c in net.callbacks or []]
     return pd.Series(values, dtype=object)
 
