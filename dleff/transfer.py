@@ -350,13 +350,16 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 
 def fit(model: nn.Module, train, valid, *, epochs: int, lr: float = 1e-3, batch_size: int = 32,
-        frozen_backbone: bool = False, seed: int = 0) -> pd.DataFrame:
+        frozen_backbone: bool = False, frozen_batchnorm: bool = False, seed: int = 0) -> pd.DataFrame:
     """Train with AdamW and return one row per epoch: train seconds, train loss, validation accuracy.
 
     `train` and `valid` are (images, labels) tensors. frozen_backbone=True trains
     the head only and keeps the backbone in eval mode (its batch-norm statistics
     fixed), so its forward pass still runs every epoch but no gradient flows into it;
     the model stays frozen afterwards (`unfreeze` undoes it).
+    frozen_batchnorm=True keeps every batch-norm layer in eval mode while the rest
+    trains: normalisation with the stored (e.g. ImageNet) statistics, as when the
+    head was trained on cached features; the layers' scale and shift still learn.
     """
     images, labels = train
     generator = torch.Generator().manual_seed(seed)
@@ -366,6 +369,10 @@ def fit(model: nn.Module, train, valid, *, epochs: int, lr: float = 1e-3, batch_
     rows = []
     for epoch in range(1, epochs + 1):
         model.train(not frozen_backbone)
+        if frozen_batchnorm:
+            for module in model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         order = torch.randperm(len(images), generator=generator)
         start, total_loss = time.perf_counter(), 0.0
         for i in range(0, len(images), batch_size):

@@ -127,6 +127,19 @@ def test_frozen_training_changes_only_the_head():
     assert changed == {"classifier.weight", "classifier.bias"}
 
 
+def test_frozen_batchnorm_keeps_the_statistics_but_learns_the_rest():
+    torch.manual_seed(0)
+    model = transfer.efficientnet_lite0(pretrained=False, num_classes=3)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    data = (torch.randn(16, 3, 32, 32), torch.randint(0, 3, (16,)))
+    transfer.fit(model, data, data, epochs=1, batch_size=8, frozen_batchnorm=True)
+    changed = {name for name, tensor in model.state_dict().items() if not torch.equal(tensor, before[name])}
+    statistics = {name for name in before if name.endswith(("running_mean", "running_var"))}
+    assert statistics and not changed & statistics
+    assert "classifier.weight" in changed and "conv_stem.weight" in changed
+    assert any(name.endswith("bn1.weight") for name in changed)  # batch norm's scale still learns
+
+
 def test_cached_features_are_what_the_head_reads():
     torch.manual_seed(0)
     model = transfer.efficientnet_lite0(pretrained=False, num_classes=5)
