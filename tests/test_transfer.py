@@ -116,25 +116,26 @@ def test_replace_head_and_freeze(build, head):
     assert len(transfer.trainable_parameters(model)) == len(list(model.parameters()))
 
 
-def test_frozen_training_changes_only_the_head():
+def state_changed_by_one_epoch(**fit_options) -> tuple[set[str], set[str]]:
+    """Train a fresh model for one epoch; return the state entries it changed and all of them."""
     torch.manual_seed(0)
     model = transfer.efficientnet_lite0(pretrained=False, num_classes=3)
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     data = (torch.randn(16, 3, 32, 32), torch.randint(0, 3, (16,)))
-    transfer.fit(model, data, data, epochs=1, batch_size=8, frozen_backbone=True)
+    transfer.fit(model, data, data, epochs=1, batch_size=8, **fit_options)
     changed = {name for name, tensor in model.state_dict().items() if not torch.equal(tensor, before[name])}
+    return changed, set(before)
+
+
+def test_frozen_training_changes_only_the_head():
+    changed, _ = state_changed_by_one_epoch(frozen_backbone=True)
     # Not even batch norm's running statistics move: the backbone stays in eval mode.
     assert changed == {"classifier.weight", "classifier.bias"}
 
 
 def test_frozen_batchnorm_keeps_the_statistics_but_learns_the_rest():
-    torch.manual_seed(0)
-    model = transfer.efficientnet_lite0(pretrained=False, num_classes=3)
-    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    data = (torch.randn(16, 3, 32, 32), torch.randint(0, 3, (16,)))
-    transfer.fit(model, data, data, epochs=1, batch_size=8, frozen_batchnorm=True)
-    changed = {name for name, tensor in model.state_dict().items() if not torch.equal(tensor, before[name])}
-    statistics = {name for name in before if name.endswith(("running_mean", "running_var"))}
+    changed, state = state_changed_by_one_epoch(frozen_batchnorm=True)
+    statistics = {name for name in state if name.endswith(("running_mean", "running_var"))}
     assert statistics and not changed & statistics
     assert "classifier.weight" in changed and "conv_stem.weight" in changed
     assert any(name.endswith("bn1.weight") for name in changed)  # batch norm's scale still learns
