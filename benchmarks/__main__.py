@@ -16,7 +16,8 @@ OUT = Path("build") / "bench"
 
 def main(only: list[str]) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    FIGURES_FILE.unlink(missing_ok=True)  # figures from an older run would mix machines and dates
+    if not only:  # a full run starts afresh: figures from an older run would mix machines and dates
+        FIGURES_FILE.unlink(missing_ok=True)
     print(machine_summary(), flush=True)
     names = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
     names = [n for n in names if not only or any(o in n for o in only)]

@@ -69,18 +69,7 @@ def compiled_vs_eager(out_dir: Path) -> dict[str, tuple[float, str]]:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
     bench.plot(report.steps, title="one training step (compile time left out)", ax=left)
-    eager_s, compiled_s = report.steps.loc["eager", "median_s"], report.steps.loc["compiled", "median_s"]
-    # Show the break-even point, or, where there is none, as many steps as twice the compile time buys.
-    horizon = (1.5 * report.break_even_steps if math.isfinite(report.break_even_steps)
-               else 2 * report.compile_seconds / eager_s)
-    steps = torch.linspace(0, min(max(10 * seed_steps, horizon), 1e7), 200)
-    right.plot(steps, steps * eager_s, label="eager")
-    right.plot(steps, report.compile_seconds + steps * compiled_s, label="compiled (compile included)")
-    right.axvline(seed_steps, color="grey", linestyle=":", label=f"the seed's training ({seed_steps} steps)")
-    right.set_xlabel("training steps")
-    right.set_ylabel("total seconds")
-    right.set_title("compile time included (cold compile)")
-    right.legend()
+    jit.plot_compile_payoff(report, mark_steps=seed_steps, ax=right, title="compile time included (cold compile)")
     fig.tight_layout()
     save(fig, out_dir / "04_compile.png")
     print(table.round(4).to_string())

@@ -1,5 +1,6 @@
 """Grading throughput: a generated class of 30 students over every released quiz."""
 
+import re
 import shutil
 import tempfile
 import time
@@ -26,13 +27,13 @@ def main(out_dir: Path) -> None:
             nbgrader("generate_assignment", quiz_id, "--force", root=root)
         export = classroom.generated_class(Path(scratch) / "export", students=STUDENTS, root=root)
         grading.collect(export, root)
-        rows = []
+        # As `make autograde` does it: every quiz at once, one nbgrader process per quiz, cores shared.
         start = time.perf_counter()
-        for quiz_id in quiz_ids(root):
-            quiz_start = time.perf_counter()
-            grading.autograde(root, only=[quiz_id])
-            rows.append({"quiz": quiz_id, "seconds": time.perf_counter() - quiz_start})
+        log = grading.autograde(root)
         total = time.perf_counter() - start
+        rows = [{"quiz": quiz_id, "seconds": float(seconds)}
+                for quiz_id, seconds in (re.fullmatch(r"(\S+): autograded in (\d+) s", line).groups()
+                                         for line in log if " autograded in " in line)]
         grading.grades(root)
         scores = pd.read_csv(root / "grades.csv")
     table = pd.DataFrame(rows)
@@ -43,5 +44,6 @@ def main(out_dir: Path) -> None:
     bench.record("grading.students_per_minute", per_minute, "students/min")
     bench.record("grading.class_of_30_seconds", total, "s")
     print(table.round(2).to_string(index=False))
+    print("seconds: each quiz's nbgrader run, while the others ran beside it")
     print(f"{STUDENTS} students x {len(rows)} quizzes in {total:.0f} s: {per_minute:.1f} students per minute; "
           f"mean score {scores['score'].mean():.2f}")

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,9 +309,10 @@ def _register_students(root: Path) -> None:
                 gradebook.update_or_create_student(folder.name)
 
 
-def _grade_quiz(root: Path, quiz_id: str) -> tuple[str, str]:
+def _grade_quiz(root: Path, quiz_id: str) -> tuple[str, tuple[str, float]]:
+    start = time.perf_counter()
     result = nbgrader("autograde", quiz_id, root=root, check=False)
-    return quiz_id, result.stdout + result.stderr
+    return quiz_id, (result.stdout + result.stderr, time.perf_counter() - start)
 
 
 def autograde(root: Path = ROOT, only: list[str] | None = None, workers: int | None = None) -> list[str]:
@@ -328,7 +330,8 @@ def autograde(root: Path = ROOT, only: list[str] | None = None, workers: int | N
     quizzes = [q for q in (only or quiz_ids(root)) if any((root / "submitted").glob(f"*/{q}"))]
     _register_students(root)
     with ThreadPoolExecutor(max_workers=workers or max(2, cpu_cores())) as pool:
-        outputs = dict(pool.map(lambda quiz_id: _grade_quiz(root, quiz_id), quizzes))
+        results = dict(pool.map(lambda quiz_id: _grade_quiz(root, quiz_id), quizzes))
+    outputs = {quiz_id: output for quiz_id, (output, _) in results.items()}
     notes = load_notes(root)
     log = []
     for quiz_id in quizzes:
@@ -346,7 +349,7 @@ def autograde(root: Path = ROOT, only: list[str] | None = None, workers: int | N
             if note:
                 notes[key] = note.removeprefix("**Grading note.** ")
                 log.append(f"{key}: {notes[key]}")
-        log.append(f"{quiz_id}: autograded")
+        log.append(f"{quiz_id}: autograded in {results[quiz_id][1]:.0f} s")
     save_notes(root, notes)
     return log
 
