@@ -92,8 +92,8 @@ def strip_remote_assets(page: str) -> str:
 
 
 def title_and_picture(notebook: nbformat.NotebookNode) -> tuple[str, str]:
-    """The lesson's first heading, and its first plot as a data URL ('' if none)."""
-    title = next((line.lstrip("# ").strip() for cell in notebook.cells if cell.cell_type == "markdown"
+    """The lesson's first heading as plain text, and its first plot as a data URL ('' if none)."""
+    title = next((line.lstrip("# ").strip().replace("`", "") for cell in notebook.cells if cell.cell_type == "markdown"
                   for line in cell.source.splitlines() if line.startswith("# ")), "")
     picture = next((output["data"]["image/png"] for cell in notebook.cells if cell.cell_type == "code"
                     for output in cell.get("outputs", []) if "image/png" in output.get("data", {})), "")

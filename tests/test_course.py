@@ -33,3 +33,8 @@ def test_remote_scripts_and_styles_are_removed():
     cleaned = course.strip_remote_assets(page)
     assert "https://" not in cleaned
     assert "<script>local()</script>" in cleaned and 'href="data:,"' in cleaned
+
+
+def test_index_title_is_the_first_heading_as_plain_text():
+    notebook = new_notebook(cells=[nbformat.v4.new_markdown_cell("Intro\n\n# 04 · Using `torch.compile`\n\n# later")])
+    assert course.title_and_picture(notebook) == ("04 · Using torch.compile", "")
