@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks import save
 from dleff import bench, loading
 from dleff.data.datasets import AugmentedDiskImages, dataset_variants, default_augmentation
 from dleff.data.images import image_folder, list_image_files, mnist_subset, read_images
@@ -96,8 +97,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     right.set_title("epoch time vs num_workers")
     right.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def markdown(table: pd.DataFrame, figures: dict[str, float]) -> str:

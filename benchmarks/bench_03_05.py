@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from benchmarks import save, write_table
 from dleff import amp, bench, jit
 from dleff.data.images import mnist_subset
 from dleff.data.sonar import load_sonar
@@ -127,16 +128,6 @@ def mixed_precision(out_dir: Path) -> dict[str, tuple[float, str]]:
     return {"amp.autocast_vs_fp32": (float(table.loc["amp", "step_speedup"]), "x"),
             "amp.backward_memory_vs_fp32": (float(memory_ratio), "x"),
             "amp.cnn_backward_memory_vs_fp32": (float(cnn_at_256), "x")}
-
-
-def write_table(table: pd.DataFrame, stem: Path, index: bool = True) -> None:
-    table.to_csv(stem.with_suffix(".csv"), index=index)
-    stem.with_suffix(".md").write_text(table.to_markdown(index=index) + "\n")
-
-
-def save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 if __name__ == "__main__":

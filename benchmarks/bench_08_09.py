@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from benchmarks import save, write_table
 from dleff import augment, bench, transfer
 from dleff.settings import pick
 
@@ -26,15 +27,15 @@ def main(out_dir: Path) -> None:
     train, valid = transfer.mnist_target(pick(500, 1000), pick(300, 500), size=64)
 
     pretraining = transfer.pretrained_vs_scratch(train, valid, epochs=pick(1, 2))
-    write_table(pretraining, out_dir / "08_pretrained_vs_scratch", index=False)
+    write_table(pretraining, out_dir / "08_pretrained_vs_scratch", index=False, digits=4)
     final = pretraining.groupby("model").last()["valid_accuracy"]
 
     ways = transfer.frozen_vs_finetune(train, valid, epochs=1, head_epochs=pick(10, 20))
-    write_table(ways, out_dir / "08_frozen_vs_finetune")
+    write_table(ways, out_dir / "08_frozen_vs_finetune", digits=4)
     speedup = float(ways.loc["cached features", "speedup_per_epoch"])
 
     invariance = augment.invariance_experiment(pick(2000, 4000), pick(500, 1000), epochs=pick(2, 3))
-    write_table(invariance, out_dir / "09_augmentation")
+    write_table(invariance, out_dir / "09_augmentation", digits=4)
 
     figures = {
         "transfer.pretrained_minus_scratch_accuracy": (final["pretrained"] - final["from scratch"], "accuracy"),
@@ -45,11 +46,9 @@ def main(out_dir: Path) -> None:
     for name, (value, unit) in figures.items():
         bench.record(name, float(value), unit)
     summary = pd.DataFrame([{"figure": n, "value": v, "unit": u} for n, (v, u) in figures.items()])
-    write_table(summary, out_dir / "08_09_summary", index=False)
+    write_table(summary, out_dir / "08_09_summary", index=False, digits=4)
 
-    fig = plot(pretraining, ways, invariance)
-    fig.savefig(out_dir / "08_09.png", dpi=120)
-    plt.close(fig)
+    save(plot(pretraining, ways, invariance), out_dir / "08_09.png")
     print(pretraining.round(3).to_string(index=False))
     print(ways.round(4).to_string())
     print(invariance.round(3).to_string())
@@ -88,11 +87,6 @@ def plot(pretraining: pd.DataFrame, ways: pd.DataFrame, invariance: pd.DataFrame
     right.set_title("augmenting digits (CNN)")
     fig.tight_layout()
     return fig
-
-
-def write_table(table: pd.DataFrame, stem: Path, index: bool = True) -> None:
-    table.to_csv(stem.with_suffix(".csv"), index=index)
-    stem.with_suffix(".md").write_text(table.round(4).to_markdown(index=index) + "\n")
 
 
 if __name__ == "__main__":
