@@ -28,7 +28,6 @@ from dleff import bench, loading
 from dleff.data.datasets import AugmentedDiskImages, dataset_variants, default_augmentation
 from dleff.data.images import image_folder, list_image_files, mnist_subset, read_images
 from dleff.devices import cpu_cores, machine_summary, threads
-from dleff.loading import cores_delivered
 from dleff.settings import pick
 
 SEED_BATCH_SIZE = loading.SEED_BATCH_SIZE
@@ -131,7 +130,7 @@ def main(out_dir: Path, figures_file: Path = bench.FIGURES_FILE) -> pd.DataFrame
         bandwidth, fraction = measure_bandwidth()
         print("3/3 num_workers on cheap and expensive items")
         workers = measure_workers(files, data)
-    delivered = cores_delivered()
+    delivered = loading.cores_delivered()
     print(f"  cores delivered to parallel work right now: {delivered:.2f} of {cpu_cores()}")
     table = pd.concat([variants, bandwidth, workers])
 

@@ -21,6 +21,7 @@ Facts the tests pin for this torch:
 from __future__ import annotations
 
 import functools
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -267,8 +268,6 @@ def plot_compile_payoff(report: CompileComparison, mark_steps: int | None = None
     as far as twice the compile time would buy in eager steps; `mark_steps`
     draws a dotted line at a run length of interest (e.g. one whole training).
     """
-    import math
-
     import matplotlib.pyplot as plt
 
     if ax is None:

@@ -26,9 +26,9 @@ import torch
 from torch.utils.data import Dataset
 
 from dleff import bench
-from dleff.data.datasets import iterate, make_loader
+from dleff.data.datasets import BatchedTensorImages, iterate, make_loader
 from dleff.data.images import ImageFiles, image_folder, list_image_files
-from dleff.devices import cpu_cores
+from dleff.devices import cpu_cores, threads
 
 SEED_BATCH_SIZE = 16  # the seed's dataloader(batch_size = 16)
 
@@ -154,6 +154,14 @@ def indexing_calls(dataset: Dataset, batch_size: int = SEED_BATCH_SIZE) -> int:
 # ---------------------------------------------------------------- memory bandwidth
 
 
+def bytes_moved(*tensors: torch.Tensor) -> int:
+    """Bytes a copy of the tensors reads plus writes: what the memory has to move.
+
+    A batched fetch moves the images and the labels, a plain copy only the images.
+    """
+    return 2 * sum(tensor.nbytes for tensor in tensors)
+
+
 def measure_bandwidth(images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
                       min_run_time: float = 0.2) -> tuple[pd.DataFrame, float]:
     """Batched fetching (shuffled, one epoch) vs a plain memory copy of the same images.
@@ -162,8 +170,6 @@ def measure_bandwidth(images: torch.Tensor, labels: torch.Tensor, *, batch_size:
     the fetch's rate as a fraction of the copy's: how close the data loader
     comes to the most this machine's memory can move.
     """
-    from dleff.data.datasets import BatchedTensorImages
-
     dataset = BatchedTensorImages(images, labels)
     copy_target = torch.empty_like(images)
     table = bench.mark(
@@ -171,9 +177,7 @@ def measure_bandwidth(images: torch.Tensor, labels: torch.Tensor, *, batch_size:
         memory_copy=lambda: copy_target.copy_(images),
         batched_fetch=epoch(dataset, batch_size, shuffle=True),
     )
-    # Both read every byte once and write it once; the fetch also moves the labels.
-    copied = 2 * images.nbytes
-    fetched = 2 * (images.nbytes + labels.nbytes)
+    copied, fetched = bytes_moved(images), bytes_moved(images, labels)
     table["batch_size"] = [float("nan"), batch_size]
     table["items_per_s"] = len(images) / table["median_s"]
     table["gb_per_s"] = [copied / table.loc["memory_copy", "median_s"] / 1e9,
@@ -209,17 +213,14 @@ def bandwidth_by_batch_size(images: torch.Tensor, labels: torch.Tensor, batch_si
     change in the machine's load hits all of them alike. One row per batch size:
     GB/s (bytes read plus bytes written) of the fetch and of the copy, and their ratio.
     """
-    from dleff.data.datasets import BatchedTensorImages
-    from dleff.devices import threads
-
     dataset = BatchedTensorImages(images, labels)
     copy_target = torch.empty_like(images)
     functions = {"copy": lambda: copy_target.copy_(images)}
     functions.update({size: epoch(dataset, size, shuffle=True) for size in batch_sizes})
     with threads(1):
         medians = _interleaved_medians(functions, min_run_time * (len(batch_sizes) + 1))
-    copy_rate = 2 * images.nbytes / medians["copy"] / 1e9
-    fetched = 2 * (images.nbytes + labels.nbytes)
+    copy_rate = bytes_moved(images) / medians["copy"] / 1e9
+    fetched = bytes_moved(images, labels)
     table = pd.DataFrame({"batch_size": list(batch_sizes),
                           "fetch_gb_per_s": [fetched / medians[size] / 1e9 for size in batch_sizes]})
     table["copy_gb_per_s"] = copy_rate
