@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from dleff import bench
 from dleff.devices import resolve_device
+from dleff.models import accuracy
 
 PRECISIONS = ("fp32", "amp")
 AUTOCAST_DTYPES = {"cpu": torch.bfloat16, "cuda": torch.float16, "mps": torch.float16}
@@ -90,14 +91,6 @@ def saved_for_backward_bytes(forward: Callable[[], Tensor], already_held: Iterab
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         forward()
     return sum(added.values())
-
-
-def accuracy(model: nn.Module, X: Tensor, y: Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        correct = (model(X).argmax(dim=1) == y).float().mean().item()
-    model.train()
-    return correct
 
 
 @dataclass

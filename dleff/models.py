@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import torch
 from torch import nn
 
 
@@ -99,3 +100,16 @@ def count_buffers(model: nn.Module) -> TensorCount:
     """Buffers: state saved with the model but not learned by gradients (e.g. batch norm's running stats)."""
     buffers = list(model.buffers())
     return TensorCount(len(buffers), sum(b.numel() for b in buffers))
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+    """Share of `labels` the model predicts right, in eval mode and in batches; its mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        predictions = torch.cat([model(images[i:i + batch_size]).argmax(1)
+                                 for i in range(0, len(images), batch_size)])
+    finally:
+        model.train(was_training)
+    return float((predictions == labels).float().mean())

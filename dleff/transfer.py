@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dleff.models import accuracy
+
 BACKBONES = ("efficientnet_lite0", "resnet18")
 # Each backbone expects the normalisation its weights were trained with (mean, std per channel).
 NORMALIZATION = {
@@ -335,18 +337,6 @@ def mnist_target(n_train: int, n_valid: int, size: int = 64, backbone_name: str 
 
 
 # ---------------------------------------------------------------- training and the comparisons
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
-    was_training = model.training
-    model.eval()
-    try:
-        predictions = torch.cat([model(images[i:i + batch_size]).argmax(1)
-                                 for i in range(0, len(images), batch_size)])
-    finally:
-        model.train(was_training)
-    return float((predictions == labels).float().mean())
 
 
 def fit(model: nn.Module, train, valid, *, epochs: int, lr: float = 1e-3, batch_size: int = 32,

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from dleff.models import CNN, MLP, TensorCount, count_buffers, count_parameters
+from dleff.models import CNN, MLP, TensorCount, accuracy, count_buffers, count_parameters
 
 
 def test_mlp_has_the_seed_layout_and_shapes():
@@ -59,3 +59,14 @@ def test_bad_settings_say_what_to_do():
         CNN(image_size=30)
     with pytest.raises(ValueError, match="probability"):
         MLP(3, 2, dropout=1.5)
+
+
+def test_accuracy_scores_in_eval_mode_and_restores_the_mode():
+    model = nn.Sequential(nn.Dropout(0.9), nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(2))
+    images, labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]]), torch.tensor([0, 1, 1])
+    model.train()
+    # Dropout would scramble the predictions in train mode; in eval mode two of three are right.
+    assert accuracy(model, images, labels, batch_size=2) == pytest.approx(2 / 3)
+    assert model.training
