@@ -8,6 +8,7 @@ training loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -102,14 +103,21 @@ def count_buffers(model: nn.Module) -> TensorCount:
     return TensorCount(len(buffers), sum(b.numel() for b in buffers))
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
-    """Share of `labels` the model predicts right, in eval mode and in batches; its mode is restored after."""
+@contextmanager
+def evaluating(model: nn.Module):
+    """The model in eval mode for the block, then back in the mode it was in (even after an error)."""
     was_training = model.training
     model.eval()
     try:
-        predictions = torch.cat([model(images[i:i + batch_size]).argmax(1)
-                                 for i in range(0, len(images), batch_size)])
+        yield model
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+    """Share of `labels` the model predicts right, in eval mode and in batches; its mode is restored after."""
+    with evaluating(model):
+        predictions = torch.cat([model(images[i:i + batch_size]).argmax(1)
+                                 for i in range(0, len(images), batch_size)])
     return float((predictions == labels).float().mean())

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dleff.models import accuracy
+from dleff.models import accuracy, evaluating
 
 BACKBONES = ("efficientnet_lite0", "resnet18")
 # Each backbone expects the normalisation its weights were trained with (mean, std per channel).
@@ -215,12 +215,8 @@ def classify(model: nn.Module, image, top: int = 5, preprocess: Callable | None 
     elif isinstance(image, torch.Tensor):
         image = to_pil_image(image)
     preprocess = preprocess or preprocessing(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         probabilities = model(preprocess(image.convert("RGB")).unsqueeze(0)).softmax(dim=1)[0]
-    finally:
-        model.train(was_training)
     labels = imagenet_labels()
     values, indices = probabilities.topk(top)
     return [(labels[i], float(p)) for p, i in zip(values.tolist(), indices.tolist())]
@@ -297,13 +293,8 @@ def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 2
     once and training only the head on them saves the backbone's forward pass in
     all later epochs.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with _headless(model):
-            return torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
-    finally:
-        model.train(was_training)
+    with evaluating(model), _headless(model):
+        return torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
 # ---------------------------------------------------------------- a target task that installs with the course
