@@ -20,6 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchvision.transforms import v2
 
+from dleff.data.images import mnist_split
+
 
 def mild_crop(size: int = 28, scale=(0.8, 1.0), ratio=(0.9, 1.1)) -> v2.RandomResizedCrop:
     """A random crop of 80-100 % of the area, near square, resized back to `size` (keeps digits whole)."""
@@ -96,17 +98,6 @@ def train_and_validate(model: nn.Module, train_loader: DataLoader, valid_loader:
         for images, labels in valid_loader:  # never augmented
             correct += int((model(images).argmax(1) == labels).sum())
     return correct / len(valid_loader.dataset)
-
-
-def mnist_split(n_train: int, n_valid: int):
-    """((images, labels), (images, labels)) from the MNIST subset: gray 28x28 in [0, 1]."""
-    from dleff.data.images import mnist_subset
-
-    if n_train + n_valid > 5000:
-        raise ValueError(f"the MNIST subset has 5,000 images; asked for {n_train} + {n_valid}")
-    data = mnist_subset(limit=n_train + n_valid)
-    images, labels = data.images, data.labels
-    return (images[:n_train], labels[:n_train]), (images[n_train:], labels[n_train:])
 
 
 def invariance_experiment(n_train: int = 4000, n_valid: int = 1000, *, epochs: int = 3, seeds=(0,),

@@ -318,13 +318,12 @@ def mnist_target(n_train: int, n_valid: int, size: int = 64, backbone_name: str 
     backbone needs RGB, and a few dozen pixels keep CPU training short (ImageNet
     models downsample 32 times, so 64 px still leaves a 2x2 feature map).
     """
-    from dleff.data.images import mnist_subset
+    from dleff.data.images import mnist_split
 
-    if n_train + n_valid > 5000:
-        raise ValueError(f"the MNIST subset has 5,000 images; asked for {n_train} + {n_valid}")
-    data = mnist_subset(limit=n_train + n_valid)
-    images = to_backbone_input(data.images, size, *NORMALIZATION[backbone_name])
-    return (images[:n_train], data.labels[:n_train]), (images[n_train:], data.labels[n_train:])
+    (train_images, train_labels), (valid_images, valid_labels) = mnist_split(n_train, n_valid)
+    mean, std = NORMALIZATION[backbone_name]
+    return ((to_backbone_input(train_images, size, mean, std), train_labels),
+            (to_backbone_input(valid_images, size, mean, std), valid_labels))
 
 
 # ---------------------------------------------------------------- training and the comparisons

