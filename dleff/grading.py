@@ -309,10 +309,11 @@ def _register_students(root: Path) -> None:
                 gradebook.update_or_create_student(folder.name)
 
 
-def _grade_quiz(root: Path, quiz_id: str) -> tuple[str, tuple[str, float]]:
+def _grade_quiz(root: Path, quiz_id: str) -> tuple[str, float]:
+    """nbgrader's output for one quiz, and the seconds it took."""
     start = time.perf_counter()
     result = nbgrader("autograde", quiz_id, root=root, check=False)
-    return quiz_id, (result.stdout + result.stderr, time.perf_counter() - start)
+    return result.stdout + result.stderr, time.perf_counter() - start
 
 
 def autograde(root: Path = ROOT, only: list[str] | None = None, workers: int | None = None) -> list[str]:
@@ -330,18 +331,18 @@ def autograde(root: Path = ROOT, only: list[str] | None = None, workers: int | N
     quizzes = [q for q in (only or quiz_ids(root)) if any((root / "submitted").glob(f"*/{q}"))]
     _register_students(root)
     with ThreadPoolExecutor(max_workers=workers or max(2, cpu_cores())) as pool:
-        results = dict(pool.map(lambda quiz_id: _grade_quiz(root, quiz_id), quizzes))
-    outputs = {quiz_id: output for quiz_id, (output, _) in results.items()}
+        results = dict(zip(quizzes, pool.map(lambda quiz_id: _grade_quiz(root, quiz_id), quizzes)))
     notes = load_notes(root)
     log = []
     for quiz_id in quizzes:
-        failed = re.findall(r"error processing assignment '[^']+' for student '([^']+)'", outputs[quiz_id])
+        output, seconds = results[quiz_id]
+        failed = re.findall(r"error processing assignment '[^']+' for student '([^']+)'", output)
         for student in sorted(set(failed)):
             notes[f"{student}/{quiz_id}"] = ("The notebook could not be run by the grader; ask your "
                                              "instructor to look at the grading log.")
             log.append(f"{student}/{quiz_id}: FAILED, see the nbgrader log")
         if failed:
-            log.append(outputs[quiz_id])
+            log.append(output)
         for notebook in sorted((root / "autograded").glob(f"*/{quiz_id}/{quiz_id}-quiz.ipynb")):
             cells = nbformat.read(notebook, as_version=4).cells
             note = next((c.source for c in cells if c.get("id") == NOTE_CELL_ID), "")
@@ -349,7 +350,7 @@ def autograde(root: Path = ROOT, only: list[str] | None = None, workers: int | N
             if note:
                 notes[key] = note.removeprefix("**Grading note.** ")
                 log.append(f"{key}: {notes[key]}")
-        log.append(f"{quiz_id}: autograded in {results[quiz_id][1]:.0f} s")
+        log.append(f"{quiz_id}: autograded in {seconds:.0f} s")
     save_notes(root, notes)
     return log
 
