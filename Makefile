@@ -43,13 +43,13 @@ browser:
 	bash tools/install_browser.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check dleff tests benchmarks notebooks solutions nbgrader_config.py $(wildcard tools)
+	$(BIN)/ruff check dleff dleff_instructor tests benchmarks notebooks solutions nbgrader_config.py $(wildcard tools)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
 
 release: $(STAMP)
-	$(BIN)/python -m dleff.release
+	$(BIN)/python -m dleff_instructor.release
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ONLY)
@@ -57,16 +57,16 @@ bench: $(STAMP)
 # The instructor's workflow (docs/instructors.md). Quizzes grade with their fast settings.
 collect: $(STAMP)
 	@test -n "$(FROM)" || { echo "usage: make collect FROM=<folder of downloaded submissions>"; exit 2; }
-	$(BIN)/python -m dleff.grading collect "$(FROM)"
+	$(BIN)/python -m dleff_instructor.grading collect "$(FROM)"
 
 autograde: $(STAMP)
-	DLEFF_FAST=1 $(BIN)/python -m dleff.grading autograde $(QUIZ)
+	DLEFF_FAST=1 $(BIN)/python -m dleff_instructor.grading autograde $(QUIZ)
 
 feedback: $(STAMP)
-	$(BIN)/python -m dleff.grading feedback
+	$(BIN)/python -m dleff_instructor.grading feedback
 
 grades: $(STAMP)
-	$(BIN)/python -m dleff.grading grades
+	$(BIN)/python -m dleff_instructor.grading grades
 
 clean:
 	rm -rf build

@@ -1,45 +1,7 @@
-"""nbgrader set-up: graded-quiz sources live in solutions/, the student versions in quizzes/.
-
-The instructor's course state (submitted/, autograded/, feedback/, gradebook.db) sits in
-the standard nbgrader layout under the course root, which is this folder unless
-DLEFF_COURSE_ROOT points elsewhere.
-"""
+"""nbgrader reads this file from the course root; the configuration itself lives in dleff_instructor."""
 
 import os
 
-c = get_config()  # noqa: F821 - nbgrader injects get_config
+from dleff_instructor.config import configure
 
-c.CourseDirectory.course_id = "dleff"
-c.CourseDirectory.root = os.environ.get("DLEFF_COURSE_ROOT", os.path.dirname(os.path.abspath(__file__)))
-c.CourseDirectory.source_directory = "solutions"
-c.CourseDirectory.release_directory = "quizzes"
-# Quizzes are autograded in parallel (dleff.grading): give each writer time to wait its turn.
-c.CourseDirectory.db_url = "sqlite:///{}?timeout=120".format(
-    os.path.join(os.path.abspath(c.CourseDirectory.root), "gradebook.db"))
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "banks"]
-
-# A compiling or training cell needs time; a student's infinite loop must not stall the class.
-# DLEFF_CELL_TIMEOUT (seconds) lets the tests grade an endless loop quickly.
-c.Execute.timeout = int(os.environ.get("DLEFF_CELL_TIMEOUT", 60))
-c.ExecutePreprocessor.timeout = c.Execute.timeout
-c.Execute.interrupt_on_timeout = True
-
-# Restore test cells a student deleted, not only those they edited.
-c.OverwriteCells.add_missing_cells = True
-
-# Hidden checks are judged outside the student's kernel (see dleff/grading.py).
-from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
-from nbgrader.preprocessors import (  # noqa: E402
-    AssignLatePenalties,
-    CheckCellMetadata,
-    IgnorePattern,
-    LimitOutput,
-    SaveAutoGrades,
-)
-
-from dleff.grading import SealedExecute  # noqa: E402
-
-c.Autograde.autograde_preprocessors = [
-    SealedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-    AssignLatePenalties, CheckCellMetadata,
-]
+configure(get_config(), os.environ.get("DLEFF_COURSE_ROOT", os.path.dirname(os.path.abspath(__file__))))  # noqa: F821

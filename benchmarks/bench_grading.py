@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dleff import bench, classroom, grading
-from dleff.release import ROOT, quiz_ids
+from dleff import bench
+from dleff.paths import course_root
+from dleff_instructor import classroom, grading
+from dleff_instructor.release import nbgrader, quiz_ids
 
 STUDENTS = 30
 
@@ -19,9 +21,7 @@ def main(out_dir: Path) -> None:
         root = Path(scratch) / "course"
         root.mkdir()
         for folder in ("solutions", "quizzes"):
-            shutil.copytree(ROOT / folder, root / folder)
-        shutil.copy(ROOT / "nbgrader_config.py", root)
-        from dleff.release import nbgrader
+            shutil.copytree(course_root() / folder, root / folder)
 
         for quiz_id in quiz_ids(root):  # registers each quiz in this course's gradebook
             nbgrader("generate_assignment", quiz_id, "--force", root=root)

@@ -22,10 +22,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from tqdm.auto import tqdm
 
 from dleff.devices import machine_summary
-
-ROOT = Path(__file__).resolve().parents[1]
-LESSONS = ROOT / "notebooks"
-BUILD = ROOT / "build"
+from dleff.paths import course_root
 
 
 @dataclass
@@ -42,7 +39,7 @@ class LessonRun:
         return self.failed_cell is None
 
 
-def lessons(folder: Path = LESSONS) -> list[Path]:
+def lessons(folder: Path) -> list[Path]:
     return sorted(folder.glob("[0-9][0-9]-*.ipynb"))
 
 
@@ -123,7 +120,7 @@ def write_index(runs: list[LessonRun], build: Path) -> Path:
     return index
 
 
-def run_course(folder: Path = LESSONS, build: Path = BUILD, only: list[str] | None = None) -> list[LessonRun]:
+def run_course(folder: Path, build: Path, only: list[str] | None = None) -> list[LessonRun]:
     build.mkdir(parents=True, exist_ok=True)
     paths = [p for p in lessons(folder) if not only or any(p.stem.startswith(o) for o in only)]
     runs = []
@@ -147,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mode = "fast settings (DLEFF_FAST)" if os.environ.get("DLEFF_FAST") else "full settings"
     print(f"Running the course with {mode}. {machine_summary()}", flush=True)
-    runs = run_course(only=args.lessons)
+    root = course_root()
+    build = root / "build"
+    runs = run_course(root / "notebooks", build, only=args.lessons)
     failed = [run for run in runs if not run.ok]
-    print(f"\n{len(runs) - len(failed)} of {len(runs)} lessons ran; course written to {BUILD / 'index.html'}")
+    print(f"\n{len(runs) - len(failed)} of {len(runs)} lessons ran; course written to {build / 'index.html'}")
     for run in failed:
         print(f"FAILED {run.path.name}, cell {run.failed_cell}: {run.error}")
     return 1 if failed else 0

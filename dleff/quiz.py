@@ -18,9 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BANKS = ROOT / "quizzes" / "banks"
-BANK_SOURCES = ROOT / "solutions" / "banks"
+from dleff.paths import course_root
+
 KINDS = ("single", "multiple", "number", "text", "code")
 
 
@@ -153,8 +152,14 @@ class Bank:
             ) from None
 
 
-def load_bank(section: str, folder: Path = BANKS) -> Bank:
-    path = Path(folder) / f"{section}.json"
+def banks_folder() -> Path:
+    """The public banks of the course the notebook runs in."""
+    return course_root() / "quizzes" / "banks"
+
+
+def load_bank(section: str, folder: Path | None = None) -> Bank:
+    folder = Path(folder) if folder is not None else banks_folder()
+    path = folder / f"{section}.json"
     if not path.exists():
         known = sorted(p.stem for p in Path(folder).glob("*.json"))
         raise FileNotFoundError(f"no question bank {path}; banks found: {', '.join(known) or 'none'}")
@@ -177,7 +182,7 @@ def load_bank(section: str, folder: Path = BANKS) -> Bank:
     return Bank(section=section, salt=data["salt"], questions=questions)
 
 
-def find_question(qualified_id: str, folder: Path = BANKS) -> Question:
+def find_question(qualified_id: str, folder: Path | None = None) -> Question:
     section, _, question_id = qualified_id.partition("/")
     return load_bank(section, folder)[question_id]
 
@@ -203,7 +208,7 @@ def build_bank(source: dict) -> dict:
     return public
 
 
-def build_banks(sources: Path = BANK_SOURCES, target: Path = BANKS) -> list[Path]:
+def build_banks(sources: Path, target: Path) -> list[Path]:
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for source_path in sorted(Path(sources).glob("*.json")):
@@ -323,7 +328,7 @@ def values_match(given, expected, tolerance: float = DEFAULT_TOLERANCE) -> bool:
 def expect_answer(qualified_id: str, variable: str, expected) -> None:
     """Hidden test: the student's `variable` is the right answer to a bank question.
 
-    When a quiz is autograded, `dleff.grading` judges this call outside the
+    When a quiz is autograded, `dleff_instructor.grading` judges this call outside the
     student's kernel; running it in the kernel is for checking solutions.
     """
     question = find_question(qualified_id)

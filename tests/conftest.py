@@ -8,14 +8,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lessons and quizzes read their fast settings from here, whoever starts pytest.
 os.environ.setdefault("DLEFF_FAST", "1")
+# The course under test is this checkout, wherever pytest is started from.
+os.environ.setdefault("DLEFF_COURSE_ROOT", str(ROOT))
 
 
 def new_course(root: Path) -> Path:
     """A course root of its own: the solutions copied in and released by nbgrader, as `make release` does."""
-    from dleff.release import release
+    from dleff_instructor.release import release
 
     shutil.copytree(ROOT / "solutions", root / "solutions")
-    release(root=root)
+    release(root)
     return root
 
 

@@ -2,11 +2,14 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from nbgrader.api import Gradebook
 
-from dleff.release import nbgrader, quiz_ids
+from dleff_instructor.release import nbgrader, quiz_ids
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def graded(released_course):
     return root
 
 
-@pytest.mark.parametrize("quiz_id", quiz_ids())
+@pytest.mark.parametrize("quiz_id", quiz_ids(ROOT))
 def test_solution_scores_full_marks_and_blank_scores_zero(graded, quiz_id):
     with Gradebook(f"sqlite:///{graded / 'gradebook.db'}") as gradebook:
         solution = gradebook.find_submission(quiz_id, "solution")

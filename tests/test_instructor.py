@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dleff import classroom
+from dleff_instructor import classroom
 
 ROOT = Path(__file__).resolve().parents[1]
 Q = "01-devices"
@@ -49,30 +49,34 @@ def make(target, root, *args):
     return result.stdout + result.stderr
 
 
+def filled(overrides=None):
+    return classroom.filled(Q, overrides, root=ROOT)
+
+
 def class_export(folder):
-    good = classroom.filled(Q)
+    good = filled()
     return classroom.export(folder, {
         ("alice", QUIZ): good,
-        ("bob", QUIZ): classroom.blank(Q),
-        ("carol", QUIZ): classroom.filled(Q, {"answer_threads_beyond_cores": "answer_threads_beyond_cores = 2\n"}),
+        ("bob", QUIZ): classroom.blank(Q, ROOT),
+        ("carol", QUIZ): filled({"answer_threads_beyond_cores": "answer_threads_beyond_cores = 2\n"}),
         ("dave", QUIZ): b'{"cells": [ this is not json',
         ("erin", "my quiz final.ipynb"): good,
         ("frank", f"{Q}.zip"): classroom.zipped({"notes.txt": b"forgot the notebook"}),
         ("gina", QUIZ): classroom.without(good, "answer_threads_beyond_cores"),
         ("hank", QUIZ): classroom.edited(classroom.without(good, "test_scaling"),
                                          "test_more_threads_always_better", "pass\n"),
-        ("ivan", QUIZ): classroom.filled(Q, {"answer_scaling": DEAF_ENDLESS}),
-        ("oscar", QUIZ): classroom.filled(Q, {"answer_scaling": ENDLESS}),
-        ("judy", QUIZ): classroom.filled(Q, {"answer_threads_beyond_cores": "raise ValueError('oops')\n"}),
-        ("ken", QUIZ): classroom.filled(Q, {"answer_more_threads_always_better":
+        ("ivan", QUIZ): filled({"answer_scaling": DEAF_ENDLESS}),
+        ("oscar", QUIZ): filled({"answer_scaling": ENDLESS}),
+        ("judy", QUIZ): filled({"answer_threads_beyond_cores": "raise ValueError('oops')\n"}),
+        ("ken", QUIZ): filled({"answer_more_threads_always_better":
                                             'print("x" * 10_000_000)\nanswer_more_threads_always_better = "C"\n'}),
-        ("leo", QUIZ): classroom.filled(Q, {"answer_more_threads_always_better": "import os\nos._exit(1)\n"}),
-        ("mallory", QUIZ): classroom.filled(Q, {"answer_threads_beyond_cores": TAMPERING,
+        ("leo", QUIZ): filled({"answer_more_threads_always_better": "import os\nos._exit(1)\n"}),
+        ("mallory", QUIZ): filled({"answer_threads_beyond_cores": TAMPERING,
                                                 "answer_more_threads_always_better":
                                                     'answer_more_threads_always_better = "A"\n',
                                                 "answer_scaling": "def scaling(times):\n    return times\n"}),
         ("nina", "zipped.zip"): classroom.zipped({f"folder/{QUIZ}": good}),
-        ("pat", QUIZ): classroom.filled(Q, {"answer_threads_beyond_cores":
+        ("pat", QUIZ): filled({"answer_threads_beyond_cores":
                                             'quiz.ask("01-devices", "threads-beyond-cores")\n'
                                             'answer_threads_beyond_cores = "B"\n'}),
     })
@@ -185,6 +189,6 @@ def test_second_run_changes_no_score(graded_class):
 
 def test_collect_needs_a_folder(released_course):
     env = dict(os.environ, DLEFF_COURSE_ROOT=str(released_course))
-    result = subprocess.run([sys.executable, "-m", "dleff.grading", "collect", "/nonexistent/export"],
+    result = subprocess.run([sys.executable, "-m", "dleff_instructor.grading", "collect", "/nonexistent/export"],
                             cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "FROM=" in result.stdout + result.stderr

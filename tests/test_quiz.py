@@ -1,8 +1,11 @@
 import json
+from pathlib import Path
 
 import pytest
 
 from dleff import quiz
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SOURCE = {
     "section": "99-test",
@@ -129,9 +132,9 @@ def test_expect_value_compares_plain_data_with_tolerance():
 
 
 def test_committed_banks_equal_a_fresh_build(tmp_path):
-    quiz.build_banks(quiz.BANK_SOURCES, tmp_path)
+    quiz.build_banks(ROOT / "solutions" / "banks", tmp_path)
     built = sorted(p.name for p in tmp_path.glob("*.json"))
-    committed = sorted(p.name for p in quiz.BANKS.glob("*.json"))
+    committed = sorted(p.name for p in quiz.banks_folder().glob("*.json"))
     assert built == committed, "run `make release` and commit quizzes/banks"
     for name in built:
-        assert (tmp_path / name).read_text() == (quiz.BANKS / name).read_text(), f"{name}: run `make release`"
+        assert (tmp_path / name).read_text() == (quiz.banks_folder() / name).read_text(), f"{name}: run `make release`"

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from dleff import quiz
-from dleff.release import quiz_ids
+from dleff_instructor.release import quiz_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]-*/*.ipynb"))
@@ -29,13 +29,13 @@ def hidden_calls(notebook_path: Path, name: str) -> list[list]:
 
 def test_every_quiz_has_a_lesson_and_a_release():
     lessons = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
-    for quiz_id in quiz_ids():
+    for quiz_id in quiz_ids(ROOT):
         assert quiz_id in lessons, f"quiz {quiz_id} has no lesson notebooks/{quiz_id}.ipynb"
         assert (ROOT / "quizzes" / quiz_id).is_dir(), f"run `make release`: quizzes/{quiz_id} is missing"
 
 
 def test_committed_quizzes_equal_a_fresh_release(released_course):
-    for quiz_id in quiz_ids():
+    for quiz_id in quiz_ids(ROOT):
         fresh = sorted(p.name for p in (released_course / "quizzes" / quiz_id).iterdir())
         committed = sorted(p.name for p in (ROOT / "quizzes" / quiz_id).iterdir())
         assert fresh == committed, f"quizzes/{quiz_id}: run `make release` and commit"
@@ -60,8 +60,8 @@ def test_student_quiz_holds_no_plain_answer(solution):
 
 
 def test_banks_hold_no_plain_explanations():
-    for source_path in sorted(quiz.BANK_SOURCES.glob("*.json")):
-        public = (quiz.BANKS / source_path.name).read_text()
+    for source_path in sorted((ROOT / "solutions" / "banks").glob("*.json")):
+        public = (ROOT / "quizzes" / "banks" / source_path.name).read_text()
         for entry in json.loads(source_path.read_text())["questions"]:
             if entry["kind"] != "code":
                 assert entry["explanation"] not in public
@@ -77,7 +77,7 @@ def test_every_hidden_answer_matches_its_hash_in_the_bank(solution):
         assert quiz.find_question(qualified_id).is_correct(expected), f"{qualified_id}: hidden answer != bank"
 
 
-@pytest.mark.parametrize("section", [p.stem for p in quiz.BANKS.glob("*.json")])
+@pytest.mark.parametrize("section", [p.stem for p in (ROOT / "quizzes" / "banks").glob("*.json")])
 def test_every_bank_question_is_graded(section):
     solution = ROOT / "solutions" / section / f"{section}-quiz.ipynb"
     graded = {qid for qid, *_ in hidden_calls(solution, "expect_answer")}
@@ -96,7 +96,7 @@ def test_notebooks_use_the_python3_kernel_and_are_stored_without_outputs(path):
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.parent.name)
 def test_hidden_tests_are_literal_checks_the_grader_can_judge(solution):
-    from dleff.grading import split_hidden
+    from dleff_instructor.grading import split_hidden
 
     for cell in nbformat.read(solution, as_version=4).cells:
         if "BEGIN HIDDEN TESTS" in cell.source:

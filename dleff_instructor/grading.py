@@ -21,7 +21,6 @@ import ast
 import csv
 import html
 import json
-import os
 import re
 import shutil
 import sys
@@ -36,7 +35,8 @@ from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader.preprocessors import Execute
 
 from dleff import quiz
-from dleff.release import ROOT, nbgrader, quiz_ids
+from dleff.paths import course_root
+from dleff_instructor.release import nbgrader, quiz_ids
 
 NOTES_FILE = "grading-notes.json"
 NOTE_CELL_ID = "dleff-grading-note"
@@ -249,7 +249,7 @@ def _submissions(folder: Path):
             yield student, original, None, Path(original).stem
 
 
-def collect(source: Path, root: Path = ROOT) -> list[str]:
+def collect(source: Path, root: Path) -> list[str]:
     """Import an LMS export (`<student_id>_<file>`, notebooks or zips) into submitted/."""
     source, root = Path(source), Path(root)
     if not source.is_dir():
@@ -316,7 +316,7 @@ def _grade_quiz(root: Path, quiz_id: str) -> tuple[str, float]:
     return result.stdout + result.stderr, time.perf_counter() - start
 
 
-def autograde(root: Path = ROOT, only: list[str] | None = None, workers: int | None = None) -> list[str]:
+def autograde(root: Path, only: list[str] | None = None, workers: int | None = None) -> list[str]:
     """Grade every new or changed submission; a failing student never stops the others.
 
     Quizzes are graded in parallel, one nbgrader process each: a notebook's kernel
@@ -355,7 +355,7 @@ def autograde(root: Path = ROOT, only: list[str] | None = None, workers: int | N
     return log
 
 
-def feedback(root: Path = ROOT) -> list[str]:
+def feedback(root: Path) -> list[str]:
     """HTML feedback per student and quiz; submissions that could not be run get their note."""
     root = Path(root)
     for quiz_id in quiz_ids(root):
@@ -381,7 +381,7 @@ def feedback(root: Path = ROOT) -> list[str]:
     return written
 
 
-def grades(root: Path = ROOT) -> tuple[Path, Path]:
+def grades(root: Path) -> tuple[Path, Path]:
     """grades.csv (one row per student and quiz) and grades-by-question.csv, with notes beside."""
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -424,14 +424,9 @@ def grades(root: Path = ROOT) -> tuple[Path, Path]:
     return summary, by_question
 
 
-def course_root() -> Path:
-    """Where the instructor's nbgrader course lives: this project, unless DLEFF_COURSE_ROOT says."""
-    return Path(os.environ.get("DLEFF_COURSE_ROOT", ROOT))
-
-
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("collect", "autograde", "feedback", "grades"):
-        print("usage: python -m dleff.grading collect FOLDER | autograde [QUIZ ...] | feedback | grades")
+        print("usage: python -m dleff_instructor.grading collect FOLDER | autograde [QUIZ ...] | feedback | grades")
         return 2
     command, args = argv[0], argv[1:]
     if command == "collect":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from dleff.release import ROOT, quiz_ids
+from dleff_instructor.release import quiz_ids
 
 MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
 MARK_SCHEME = re.compile(r"=== BEGIN MARK SCHEME ===.*?=== END MARK SCHEME ===\n?", re.DOTALL)
@@ -27,18 +27,18 @@ def _grade_id(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
-def answers(quiz_id: str, root: Path = ROOT) -> dict[str, str]:
+def answers(quiz_id: str, root: Path) -> dict[str, str]:
     """The solution's answer cells, as a student who got everything right would write them."""
     source = nbformat.read(root / "solutions" / quiz_id / f"{quiz_id}-quiz.ipynb", as_version=4)
     return {_grade_id(c): MARK_SCHEME.sub("My explanation.", MARKERS.sub("", c.source)) for c in source.cells
             if c.metadata.get("nbgrader", {}).get("solution")}
 
 
-def blank(quiz_id: str, root: Path = ROOT) -> nbformat.NotebookNode:
+def blank(quiz_id: str, root: Path) -> nbformat.NotebookNode:
     return nbformat.read(root / "quizzes" / quiz_id / f"{quiz_id}-quiz.ipynb", as_version=4)
 
 
-def filled(quiz_id: str, overrides: dict[str, str] | None = None, root: Path = ROOT) -> nbformat.NotebookNode:
+def filled(quiz_id: str, overrides: dict[str, str] | None = None, *, root: Path) -> nbformat.NotebookNode:
     """The student quiz with every answer cell filled in; `overrides` replaces chosen cells."""
     notebook = blank(quiz_id, root)
     sources = {**answers(quiz_id, root), **(overrides or {})}
@@ -62,7 +62,7 @@ def edited(notebook: nbformat.NotebookNode, grade_id: str, source: str) -> nbfor
     return changed
 
 
-def wrong_choice(quiz_id: str, root: Path = ROOT) -> dict[str, str]:
+def wrong_choice(quiz_id: str, root: Path) -> dict[str, str]:
     """Overrides that answer every single-choice question with a wrong key."""
     from dleff.quiz import load_bank
 
@@ -100,7 +100,7 @@ def zipped(members: dict[str, bytes | nbformat.NotebookNode]) -> bytes:
     return buffer.getvalue()
 
 
-def generated_class(folder: Path, students: int = 30, seed: int = 0, root: Path = ROOT,
+def generated_class(folder: Path, students: int = 30, seed: int = 0, *, root: Path,
                     quizzes: list[str] | None = None) -> Path:
     """A class where each student answers every quiz, some right, some wrong, some blank."""
     rng = random.Random(seed)
