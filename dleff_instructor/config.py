@@ -18,7 +18,7 @@ from nbgrader.preprocessors import (
 
 
 def configure(c, root: str) -> None:
-    from dleff_instructor.grading import SealedExecute
+    from dleff_instructor.execute import SealedExecute
 
     c.CourseDirectory.course_id = "dleff"
     c.CourseDirectory.root = root
@@ -38,7 +38,7 @@ def configure(c, root: str) -> None:
     # Restore test cells a student deleted, not only those they edited.
     c.OverwriteCells.add_missing_cells = True
 
-    # Hidden checks are judged outside the student's kernel (see dleff_instructor/grading.py).
+    # Hidden checks are judged outside the student's kernel (see dleff_instructor/checks.py).
     c.Autograde.autograde_preprocessors = [
         SealedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
         AssignLatePenalties, CheckCellMetadata,

@@ -1,23 +1,14 @@
 """The instructor's workflow on nbgrader: collect, autograde, feedback, grades.
 
-Two things here go beyond stock nbgrader:
-
-* `SealedExecute` runs the graded quizzes. Hidden checks never run inside the
-  student's kernel: the grader asks the kernel only for the *value* the check
-  needs (as plain data), and compares it here, in the grading process, with the
-  expected value the kernel never sees. Redefining `dleff.quiz`, built-ins or
-  IPython's error handling cannot turn a wrong answer into points. A kernel that
-  dies or a loop that ignores interrupts stops the run of *that* notebook only,
-  keeps the points earned before it, and says why in the student's feedback.
-* Every submission that cannot be graded normally (unreadable JSON, missing or
-  renamed file, dead kernel...) gets a note, kept in `grading-notes.json` beside
-  the gradebook, that reaches the run's log, the student's feedback and the
-  grades report. Nothing is dropped silently.
+Beyond stock nbgrader: quizzes run through `execute.SealedExecute` (hidden checks judged
+outside the kernel, see `checks`), and every submission that cannot be graded normally
+(unreadable JSON, missing or renamed file, dead kernel...) gets a note, kept in
+`grading-notes.json` beside the gradebook, that reaches the run's log, the student's
+feedback and the grades report. Nothing is dropped silently.
 """
 
 from __future__ import annotations
 
-import ast
 import csv
 import html
 import json
@@ -26,161 +17,15 @@ import shutil
 import sys
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbformat.v4 import new_markdown_cell, new_output
-from nbgrader.preprocessors import Execute
 
-from dleff import quiz
 from dleff.paths import course_root
+from dleff_instructor.execute import NOTE_CELL_ID
 from dleff_instructor.release import nbgrader, quiz_ids
 
 NOTES_FILE = "grading-notes.json"
-NOTE_CELL_ID = "dleff-grading-note"
-HIDDEN_BLOCK = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*\n?",
-                          re.DOTALL | re.MULTILINE)
-CHECKS = ("expect_answer", "expect_value")
-PLAIN = "__import__('dleff.quiz', fromlist=['to_plain']).to_plain({})"
-
-
-# ---------------------------------------------------------------- hidden checks, out of the kernel
-
-
-@dataclass(frozen=True)
-class HiddenCheck:
-    kind: str  # "expect_answer" or "expect_value"
-    arguments: tuple
-
-    @property
-    def expression(self) -> str:
-        """What the kernel is asked to evaluate: the student's value, never the expected one."""
-        if self.kind == "expect_answer":
-            return self.arguments[1]
-        return PLAIN.format(self.arguments[0])
-
-    def judge(self, ok: bool, value) -> str | None:
-        """None when the check passes, else the plain-words reason shown to the student."""
-        if self.kind == "expect_answer":
-            qualified_id, variable, expected = self.arguments
-            if not ok:
-                if "NameError" in str(value):
-                    return f"{qualified_id}: no variable `{variable}`; was its answer cell deleted?"
-                return f"{qualified_id}: `{variable}` could not be read ({value})."
-            question = quiz.find_question(qualified_id)
-            return None if quiz.answers_match(question, value, expected) else (
-                f"{qualified_id}: the answer in `{variable}` is not right.")
-        expression, expected, *rest = self.arguments
-        if not ok:
-            return f"`{expression}` raised {value}"
-        tolerance = rest[0] if rest else quiz.DEFAULT_TOLERANCE
-        return None if quiz.values_match(value, expected, tolerance) else (
-            f"`{expression}` does not give the expected result.")
-
-
-def split_hidden(source: str) -> tuple[str, list[HiddenCheck]]:
-    """The test cell's visible code, and its hidden checks parsed as literal data."""
-    checks = []
-    for block in HIDDEN_BLOCK.findall(source):
-        for statement in ast.parse(block).body:
-            call = getattr(statement, "value", None)
-            name = getattr(getattr(call, "func", None), "attr", None) or getattr(
-                getattr(call, "func", None), "id", None)
-            if not isinstance(call, ast.Call) or name not in CHECKS:
-                raise ValueError(f"hidden tests may only call quiz.expect_answer/expect_value, found: "
-                                 f"{ast.unparse(statement)}")
-            checks.append(HiddenCheck(name, tuple(ast.literal_eval(arg) for arg in call.args)))
-    visible = HIDDEN_BLOCK.sub("", source).rstrip()
-    return visible, checks
-
-
-def _error(name: str, message: str):
-    return new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"])
-
-
-class SealedExecute(Execute):
-    """nbgrader's Execute, with hidden checks judged outside the kernel and crashes contained."""
-
-    def preprocess(self, nb, resources=None, km=None):
-        self._stopped = ""
-        self._notes: list[str] = []
-        nb, resources = super().preprocess(nb, resources, km)
-        if self._notes:
-            note = new_markdown_cell("**Grading note.** " + " ".join(self._notes))
-            note.id = NOTE_CELL_ID
-            nb.cells.insert(0, note)
-        return nb, resources
-
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code":
-            return cell, resources
-        visible, checks = split_hidden(cell.source)
-        cell.source = visible  # the autograded (and returned) notebook never holds hidden tests
-        if self._stopped:
-            cell.outputs = [_error("NotRun", self._stopped)]
-            return cell, resources
-        try:
-            cell, resources = super().preprocess_cell(cell, resources, index)
-        except DeadKernelError:
-            self._stop(index, "The kernel died while running this cell (a crash, `os._exit`, or running "
-                              "out of memory), so the cells after it could not be run or graded.", cell)
-            return cell, resources
-        except CellTimeoutError:  # no output for too long: nbclient gives up on the cell
-            cell.outputs.append(_error("CellTimeoutError", f"no reply within {self.timeout} s"))
-        if any(o.get("ename") == "CellTimeoutError" for o in cell.outputs):
-            if not self._responsive():
-                self._stop(index, f"This cell ran longer than {self.timeout} s and ignored the interrupt "
-                                  "(an endless loop?), so the kernel was stopped and the cells after it "
-                                  "were not graded.", cell)
-                return cell, resources
-            self._notes.append(f"Cell {index} ran longer than {self.timeout} s and was interrupted "
-                               "(an endless loop?).")
-        failed = any(o.output_type == "error" for o in cell.outputs)
-        if checks and not failed:
-            for check in checks:
-                reason = check.judge(*self._evaluate(check.expression, cell))
-                if reason:
-                    cell.outputs.append(_error("AssertionError", reason))
-        return cell, resources
-
-    def _stop(self, index: int, reason: str, cell) -> None:
-        self._stopped = reason
-        cell.outputs.append(_error("GradingStopped", reason))
-        self._notes.append(f"Cell {index}: {reason}")
-        self.log.warning("Grading stopped at cell %s: %s", index, reason)
-        if self.km is not None:
-            self.km.shutdown_kernel(now=True)
-
-    def _responsive(self, wait: float = 10.0) -> bool:
-        """After a timeout and an interrupt: is the kernel ready for the next cell?"""
-        msg_id = self.kc.execute("", silent=True, store_history=False)
-        saved, self.timeout = self.timeout, int(wait)
-        try:
-            reply = self.wait_for_reply(msg_id)
-        except DeadKernelError:
-            reply = None
-        finally:
-            self.timeout = saved
-        return reply is not None and reply["content"].get("status") == "ok"
-
-    def _evaluate(self, expression: str, cell) -> tuple[bool, object]:
-        """Ask the kernel for one value as plain data; parse it here without running its code."""
-        try:
-            msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"v": expression})
-            reply = self.wait_for_reply(msg_id, cell)
-        except DeadKernelError:
-            return False, "the kernel died"
-        if reply is None:
-            return False, "no reply from the kernel"
-        result = reply["content"].get("user_expressions", {}).get("v", {})
-        if result.get("status") != "ok":
-            return False, f"{result.get('ename', 'Error')}: {result.get('evalue', '')}"
-        try:
-            return True, ast.literal_eval(result["data"]["text/plain"])
-        except (KeyError, ValueError, SyntaxError, MemoryError, RecursionError):
-            return False, "a value that is not plain data (a number, string, list or dict)"
 
 
 # ---------------------------------------------------------------- notes ledger

@@ -96,7 +96,7 @@ def test_notebooks_use_the_python3_kernel_and_are_stored_without_outputs(path):
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.parent.name)
 def test_hidden_tests_are_literal_checks_the_grader_can_judge(solution):
-    from dleff_instructor.grading import split_hidden
+    from dleff_instructor.checks import split_hidden
 
     for cell in nbformat.read(solution, as_version=4).cells:
         if "BEGIN HIDDEN TESTS" in cell.source:
