@@ -127,3 +127,88 @@ def machine_summary(device: str = "auto") -> str:
         f"device {info['device']}, torch {info['torch']}, Python {info['python']} "
         f"on {info['platform']}"
     )
+
+
+@contextmanager
+def seeded(seed: int):
+    """Run a block with torch's global random generator seeded, then give back the old random state.
+
+    Cells that want repeatable weights use this instead of a bare `torch.manual_seed`, so the
+    seed does not leak into every later cell of the lesson.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype):
+    """Run a block with another default floating-point type, then restore the old one."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux reports them (empty where /proc/cpuinfo does not exist)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bfloat16_support(device: str | torch.device = "cpu") -> str:
+    """Whether this processor computes bfloat16 natively, in one sentence.
+
+    Without native units, bfloat16 autocast on the CPU converts every number to float32 and
+    back around each operation, which can make it far slower than float32.
+    """
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(resolved)
+        name = torch.cuda.get_device_name(resolved)
+        if major >= 8:
+            return f"native: {name} (compute capability {major}.{minor}) has bfloat16 tensor cores"
+        if major >= 7:
+            return (f"not native for bfloat16: {name} (compute capability {major}.{minor}) has float16 "
+                    f"tensor cores only")
+        return f"not native: {name} (compute capability {major}.{minor}) has no tensor cores"
+    if resolved.type == "mps":
+        return "Apple GPU: bfloat16 support depends on the chip and macOS version"
+    flags = cpu_flags()
+    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    if native:
+        return f"native: this CPU has {' and '.join(native)}"
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return ("this ARM CPU reports " + ("bf16 instructions" if "bf16" in flags else "no bf16 instructions")
+                + " (native bfloat16 needs them)")
+    if flags:
+        widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+        return f"not native: this CPU has {widest} but neither AVX-512-BF16 nor AMX, so bfloat16 is emulated"
+    return "unknown: this system does not report CPU features"
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend would call, or None if there is none."""
+    import shutil
+
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def compiler_support() -> str:
+    """One sentence on what torch.compile can do for the CPU here."""
+    compiler = cxx_compiler()
+    if compiler:
+        return f"a C++ compiler is installed ({compiler}), so torch.compile can generate CPU code"
+    return ("no C++ compiler found (install one: conda's `compilers`, or g++/clang from your system), "
+            "so torch.compile cannot generate CPU code")
