@@ -15,7 +15,7 @@ help:
 	@echo "make run      execute every lesson (full settings) and write the rendered course to build/"
 	@echo "make test     install, lint, and run the test suite (lessons in fast mode, grading, release)"
 	@echo "make browser  install the headless Chromium the browser test drives"
-	@echo "make lab      open JupyterLab on the lessons"
+	@echo "make lab      open JupyterLab on the course: lessons in notebooks/, graded quizzes in quizzes/"
 	@echo "make release  build the question banks and the student quizzes from solutions/"
 	@echo "make bench [ONLY=name]  measure every figure (or those of bench_*name*) into build/bench.json"
 	@echo "make collect FROM=dir   import downloaded submissions (<student>_<file>.ipynb or .zip)"
@@ -45,8 +45,10 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check dleff dleff_instructor tests benchmarks notebooks solutions nbgrader_config.py $(wildcard tools)
 
+# The student's JupyterLab: the course root, so lessons (notebooks/) and graded quizzes (quizzes/)
+# are both one click away; tools/student-lab switches off nbgrader's instructor panels.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+	JUPYTER_CONFIG_PATH=$(abspath tools/student-lab) $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR)
 
 release: $(STAMP)
 	$(BIN)/python -m dleff_instructor.release

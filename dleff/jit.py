@@ -1,8 +1,8 @@
-"""The seed's JIT examples in PyTorch: TorchScript, tracing, and today's route, compile and export.
+"""The original R chapter's JIT examples in PyTorch: TorchScript, tracing, and today's route, compile and export.
 
 TorchScript (`torch.jit.script`, `torch.jit.trace`) is deprecated in recent
 torch releases, which say so with a FutureWarning on every call. We still
-teach it because the seed does and because tracing's pitfall (Python control
+teach it because the original R chapter (mlr3torch) does and because tracing's pitfall (Python control
 flow is frozen into the graph) is the lesson; `script` and `trace` below
 print that deprecation once, in plain words, and pass every other warning
 (above all the TracerWarning that points at the pitfall) through unchanged.
@@ -71,7 +71,7 @@ def trace(obj, *example_inputs: object, **options):
         return torch.jit.trace(obj, example_inputs, **options)
 
 
-# ---------------------------------------------------------------- the seed's examples
+# ---------------------------------------------------------------- the original R chapter's examples
 
 
 def matmul_add(x: Tensor, w: Tensor, bias: Tensor) -> Tensor:
@@ -79,7 +79,7 @@ def matmul_add(x: Tensor, w: Tensor, bias: Tensor) -> Tensor:
 
 
 def sum_jit(xs: list[Tensor]) -> Tensor:
-    """The seed's TorchScript function: the sum of a list of tensors (any length, once scripted)."""
+    """The original R chapter's TorchScript function: the sum of a list of tensors (any length, once scripted)."""
     output = torch.zeros_like(xs[0])
     for x in xs:
         output = output + x
@@ -92,16 +92,16 @@ def scripted_sum_jit():
 
 
 def traced_matmul_add():
-    """`matmul_add` traced with the seed's example shapes (10x10 @ 10x100 + 100)."""
+    """`matmul_add` traced with the original R chapter's example shapes (10x10 @ 10x100 + 100)."""
     return trace(matmul_add, torch.randn(10, 10), torch.randn(10, 100), torch.randn(100))
 
 
-def seed_net() -> nn.Sequential:
+def chapter_net() -> nn.Sequential:
     return nn.Sequential(nn.Linear(10, 100), nn.ReLU(), nn.Linear(100, 10))
 
 
 class SumThenLinear(nn.Module):
-    """The seed's `net_both`: a Python module that calls a scripted function, so lists of any length work."""
+    """The R chapter's `net_both`: a Python module that calls a scripted function, so lists of any length work."""
 
     def __init__(self):
         super().__init__()

@@ -1,6 +1,6 @@
 """Tuning the learning rate while early stopping tunes the epochs inside each fit.
 
-The seed's "internal tuning": `epochs = to_tune(upper = 100, internal = TRUE)`
+The original R chapter's "internal tuning": `epochs = to_tune(upper = 100, internal = TRUE)`
 and `opt.lr = to_tune(1e-4, 1e-1, logscale = TRUE)`. Here scikit-learn's
 GridSearchCV does the outer search over learning rates spaced evenly on a log
 scale, resampled with stratified k-fold cross-validation so the choice is not a
@@ -68,7 +68,7 @@ def tune_lr(
       (n_lr rates drawn log-uniformly, as a random-search tuner would).
     folds: stratified k-fold resampling of the outer search; each candidate's
       log-loss is the mean (and std) over the held-out folds.
-    epochs: the upper limit early stopping works under (the seed's upper = 100).
+    epochs: the upper limit early stopping works under (the original R chapter's upper = 100).
     threads: torch threads during the search; a 50-50 MLP on 208 rows is
       fastest with one (more threads only add synchronisation).
     refit: train the best configuration on all data for the chosen number of

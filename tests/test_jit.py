@@ -20,7 +20,7 @@ def test_scripted_sum_takes_lists_of_any_length():
 def test_traced_function_and_module_match_eager():
     x, w, bias = torch.randn(10, 10), torch.randn(10, 100), torch.randn(100)
     assert torch.equal(jit.traced_matmul_add()(x, w, bias), x @ w + bias)
-    net = jit.seed_net()
+    net = jit.chapter_net()
     assert torch.equal(jit.trace(net, torch.randn(10, 10))(x), net(x))
 
 

@@ -1,16 +1,120 @@
-"""Every lesson runs top to bottom with fast settings, as `make run` runs it with full ones."""
+"""Every lesson runs top to bottom with fast settings, as `make run` runs it with full ones.
 
+The one run of each lesson also checks what it printed:
+* its "your turn" exercise, filled in with the reference answer from exercise_answers.py,
+  gets "Done" from its self-check;
+* every printed sentence that calls something faster or slower is a verdict whose own
+  numbers agree with it (a conclusion written by hand would not be).
+Lesson 01, the cheapest, runs a second time with every timing table reversed (the fastest
+row gets the slowest time): its verdicts must turn round with the numbers.
+"""
+
+import re
 from pathlib import Path
 
+import nbformat
 import pytest
+from exercise_answers import ANSWERS
 
+from dleff import exercises
 from dleff.course import execute, lessons
 
 ROOT = Path(__file__).resolve().parents[1]
+UNITS = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}
+VERDICT = re.compile(r"(?P<a>[^\n]+?) was (?P<ratio>[\d.]+)x (?P<word>faster|slower) than (?P<b>.+?) "
+                     r"\((?P<time_a>[\d.]+ (?:s|ms|µs|ns))(?: ± [^)]*?)? against (?P<time_b>[\d.]+ (?:s|ms|µs|ns))")
+
+# Put before the lesson's first cell: bench.mark returns its table with the times reversed.
+REVERSE_TIMINGS = """
+import dleff.bench as _bench
+_measured = _bench.mark
+
+
+def _reversed_mark(*args, **kwargs):
+    table = _measured(*args, **kwargs)
+    for column in ("min_s", "median_s", "iqr_s"):
+        if column in table.columns:
+            table[column] = table[column].to_numpy()[::-1]
+    table["itr_per_s"] = 1.0 / table["median_s"]
+    table["relative"] = table["median_s"] / table["median_s"].min()
+    return table
+
+
+_bench.mark = _reversed_mark
+"""
+
+
+def seconds(text: str) -> float:
+    value, unit = text.split()
+    return float(value) * UNITS[unit]
+
+
+def printed_lines(notebook) -> list[str]:
+    lines = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stdout":
+                lines += output["text"].splitlines()
+    return lines
+
+
+def contradictions(lines: list[str]) -> list[str]:
+    """Printed lines that call something faster or slower without numbers that say so."""
+    wrong = []
+    for line in lines:
+        if not re.search(r"\b(faster|slower)\b", line):
+            continue
+        match = VERDICT.search(line)
+        if match is None:
+            wrong.append(f"not a verdict: {line}")
+            continue
+        time_a, time_b = seconds(match["time_a"]), seconds(match["time_b"])
+        if (match["word"] == "faster") != (time_a < time_b):
+            wrong.append(f"contradicts its numbers: {line}")
+    return wrong
+
+
+def with_reference_answers(path: Path):
+    notebook = nbformat.read(path, as_version=4)
+    answer = ANSWERS[path.stem]
+    cells = [cell for cell in notebook.cells if "your-turn" in cell.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1, f"{path.name} needs exactly one cell tagged your-turn"
+    cells[0].source = answer
+    return notebook, cells[0].id
+
+
+def check_output(notebook, exercise_id: str) -> str:
+    ids = [cell.get("id") for cell in notebook.cells]
+    check = notebook.cells[ids.index(exercise_id) + 1]
+    return "".join(output.get("text", "") for output in check.get("outputs", []))
 
 
 @pytest.mark.parametrize("path", lessons(ROOT / "notebooks"), ids=lambda p: p.stem)
 def test_lesson_executes(path, monkeypatch):
     monkeypatch.setenv("DLEFF_FAST", "1")
-    _, run = execute(path, timeout=600, progress=False)
+    notebook, exercise_id = with_reference_answers(path)
+    ran, run = execute(path, timeout=600, progress=False, notebook=notebook)
     assert run.ok, f"{path.name} failed at cell {run.failed_cell}: {run.error}"
+    assert check_output(ran, exercise_id).startswith(exercises.DONE), check_output(ran, exercise_id)
+    assert contradictions(printed_lines(ran)) == []
+
+
+def test_verdicts_turn_round_with_reversed_timings(monkeypatch):
+    monkeypatch.setenv("DLEFF_FAST", "1")
+    path = ROOT / "notebooks" / "01-devices.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(REVERSE_TIMINGS))
+    ran, run = execute(path, timeout=600, progress=False, notebook=notebook)
+    assert run.ok, f"failed at cell {run.failed_cell}: {run.error}"
+    lines = printed_lines(ran)
+    assert contradictions(lines) == []
+    threads = next(line for line in lines if " threads" in line and "1 thread" in line and "noise" not in line
+                   and ("faster" in line or "slower" in line))
+    # Measured, more threads are faster or level; reversed, they are slower or level.
+    assert "threads was" not in threads or "slower" in threads, threads
+
+
+def test_the_contradiction_check_catches_a_hand_written_conclusion():
+    assert contradictions(["fused was 2.00x faster than forloop (1 ms against 2 ms)"]) == []
+    assert contradictions(["fused was 2.00x faster than forloop (2 ms against 1 ms)"]) != []
+    assert contradictions(["the workers made loading faster"]) != []

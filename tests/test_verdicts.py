@@ -66,3 +66,18 @@ def test_unmeasured_numbers_are_refused(bad):
         verdicts.timing("a", bad, 0.0, "b", 1.0, 0.0)
     with pytest.raises(ValueError, match="negative"):
         verdicts.score("a", 0.5, -0.1, "b", 0.5, 0.0)
+
+
+def test_exercise_checks_say_what_is_missing(capsys):
+    from dleff import exercises
+
+    table = pd.DataFrame({"median_s": [2.0, 1.0], "min_s": [1.9, 0.95]}, index=["batch 16", "batch 256"])
+    assert not exercises.check_timings(None, ["batch 16", "batch 256"])
+    assert not exercises.check_timings(table.rename(index={"batch 256": "batch 64"}), ["batch 16", "batch 256"])
+    assert capsys.readouterr().out.count(exercises.NOT_YET) == 2
+    assert exercises.check_timings(table, ["batch 16", "batch 256"])
+    assert capsys.readouterr().out.startswith(f"{exercises.DONE} batch 256 was 2.00x faster than batch 16")
+    assert not exercises.check_scores({"none": 0.9}, ["none", "rotation"], n_items=500)
+    assert not exercises.check_scores({"none": 0.9, "rotation": 90.0}, ["none", "rotation"], n_items=500)
+    assert exercises.check_scores({"none": 0.90, "rotation": 0.95}, ["none", "rotation"], n_items=500)
+    assert "rotation scored better than none" in capsys.readouterr().out

@@ -162,7 +162,7 @@ def make_loader(dataset: Dataset, batch_size: int = 16, *, shuffle: bool = False
 def iterate(loader: DataLoader, epochs: int = 1) -> int:
     """Run through the loader `epochs` times doing nothing with the batches; returns how many there were.
 
-    This times the data pipeline alone, as the seed's `iter()` does.
+    This times the data pipeline alone, as the original R chapter's `iter()` does.
     """
     batches = 0
     for _ in range(epochs):

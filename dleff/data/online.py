@@ -1,7 +1,7 @@
 """Data sets that come from the internet: Tiny-ImageNet and CIFAR-10.
 
 The course runs offline on the embedded sets in `dleff.data.images`; these
-loaders are for students who want the seed's Tiny-ImageNet or a bigger colour
+loaders are for students who want the original R chapter's Tiny-ImageNet or a bigger colour
 data set. Nothing is downloaded unless you pass `download=True`; without it a
 missing data set raises an error that says how to get it.
 """

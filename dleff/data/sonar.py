@@ -1,6 +1,6 @@
 """Sonar (208 sonar returns x 60 energies, mines "M" vs rocks "R"), embedded in the package.
 
-The seed's tabular task (`tsk("sonar")` in mlr3). The CSV beside this module
+The original R chapter's tabular task (`tsk("sonar")` in mlr3). The CSV beside this module
 was converted once from Debian's r-cran-mlbench; see SONAR.md for its origin.
 """
 
