@@ -17,7 +17,8 @@ help:
 	@echo "make browser  install the headless Chromium the browser test drives"
 	@echo "make lab      open JupyterLab on the course: lessons in notebooks/, graded quizzes in quizzes/"
 	@echo "make release  build the question banks and the student quizzes from solutions/"
-	@echo "make bench [ONLY=name]  measure every figure (or those of bench_*name*) into build/bench.json"
+	@echo "make bench [ONLY=name] [COMPARE=other/bench.json]  measure every figure (or those of bench_*name*)"
+	@echo "              into build/bench.json; with COMPARE, print both runs side by side"
 	@echo "make collect FROM=dir   import downloaded submissions (<student>_<file>.ipynb or .zip)"
 	@echo "make autograde [QUIZ=id] grade new and changed submissions"
 	@echo "make feedback  HTML feedback per student and quiz"
@@ -54,7 +55,7 @@ release: $(STAMP)
 	$(BIN)/python -m dleff_instructor.release
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks $(ONLY)
+	$(BIN)/python -m benchmarks $(if $(COMPARE),--compare "$(COMPARE)") $(ONLY)
 
 # The instructor's workflow (docs/instructors.md). Quizzes grade with their fast settings.
 collect: $(STAMP)

@@ -5,7 +5,6 @@ from dleff.models import MLP
 from dleff.optim import (
     IMPLEMENTATIONS,
     count_ops,
-    fit_epochs,
     make_adamw,
     split_parameters,
     step_seconds_by_tensor_count,
@@ -36,17 +35,6 @@ def test_same_seed_same_losses_other_seed_other_losses():
     first = train_mlp_sonar("forloop", epochs=2, seed=1)
     assert train_mlp_sonar("forloop", epochs=2, seed=1) == first
     assert train_mlp_sonar("forloop", epochs=2, seed=2) != first
-
-
-def test_fit_epochs_learns_a_separable_problem():
-    torch.manual_seed(0)
-    X = torch.randn(200, 2)
-    y = (X[:, 0] > 0).long()
-    model = MLP(2, 2, hidden=(16,))
-    losses = fit_epochs(model, make_adamw(model.parameters(), "foreach", lr=0.05), X, y,
-                        epochs=20, batch_size=32)
-    assert losses[-1] < 0.2 < losses[0]
-    assert (model(X).argmax(1) == y).float().mean() > 0.95
 
 
 def test_errors_say_what_to_do():
