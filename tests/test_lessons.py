@@ -102,16 +102,14 @@ def test_lesson_executes(path, monkeypatch):
 def test_verdicts_turn_round_with_reversed_timings(monkeypatch):
     monkeypatch.setenv("DLEFF_FAST", "1")
     path = ROOT / "notebooks" / "01-devices.ipynb"
-    notebook = nbformat.read(path, as_version=4)
+    notebook, _ = with_reference_answers(path)
     notebook.cells.insert(0, nbformat.v4.new_code_cell(REVERSE_TIMINGS))
     ran, run = execute(path, timeout=600, progress=False, notebook=notebook)
     assert run.ok, f"failed at cell {run.failed_cell}: {run.error}"
     lines = printed_lines(ran)
+    verdict_lines = [line for line in lines if VERDICT.search(line) or "within the noise" in line]
+    assert len(verdict_lines) >= 2, lines  # the thread and exercise verdicts at least
     assert contradictions(lines) == []
-    threads = next(line for line in lines if " threads" in line and "1 thread" in line and "noise" not in line
-                   and ("faster" in line or "slower" in line))
-    # Measured, more threads are faster or level; reversed, they are slower or level.
-    assert "threads was" not in threads or "slower" in threads, threads
 
 
 def test_the_contradiction_check_catches_a_hand_written_conclusion():
