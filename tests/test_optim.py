@@ -31,6 +31,23 @@ def test_three_implementations_train_the_same():
     assert losses["forloop"][-1] < losses["forloop"][0]
 
 
+def test_the_defaults_are_the_seeds_set_up_on_one_thread(monkeypatch):
+    import dleff.optim as optim
+
+    seen = {}
+    real_fit = optim.fit
+
+    def recording_fit(model, data, **kwargs):
+        seen.update(threads=torch.get_num_threads(), hidden=model.hidden, batch_size=kwargs["batch_size"],
+                    epochs=kwargs["epochs"], lr=kwargs["optimizer"].defaults["lr"])
+        return real_fit(model, data, **kwargs)
+
+    monkeypatch.setattr(optim, "fit", recording_fit)
+    losses = train_mlp_sonar("forloop")
+    assert seen == {"threads": 1, "hidden": (100, 100), "batch_size": 32, "epochs": 10, "lr": 1e-3}
+    assert losses == train_mlp_sonar("forloop", seed=0)  # seed 0 by default
+
+
 def test_same_seed_same_losses_other_seed_other_losses():
     first = train_mlp_sonar("forloop", epochs=2, seed=1)
     assert train_mlp_sonar("forloop", epochs=2, seed=1) == first
