@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 import torch
 
@@ -87,3 +88,18 @@ def test_step_seconds_table_has_a_row_per_tensor_count():
     table = step_seconds_by_tensor_count([1, 4], total=256, min_run_time=0.01)
     assert list(table.index) == [1, 4] and list(table.columns) == list(IMPLEMENTATIONS)
     assert (table > 0).all().all()
+
+
+def test_step_seconds_default_to_2_to_the_16_numbers_on_one_thread(monkeypatch):
+    from dleff import bench
+
+    seen = []
+
+    def fake_mark(*, num_threads, **steps):
+        optimizer = steps["forloop"].__self__
+        seen.append((num_threads, sum(p.numel() for p in optimizer.param_groups[0]["params"])))
+        return pd.DataFrame({"median_s": [1.0] * len(steps)}, index=list(steps))
+
+    monkeypatch.setattr(bench, "mark", lambda min_run_time, memory, **kw: fake_mark(**kw))
+    table = step_seconds_by_tensor_count([4])
+    assert seen == [(1, 2**16)] and table.loc[4, "fused"] == 1.0
