@@ -55,6 +55,9 @@ def test_spread_keeps_every_class(files):
     assert len(chosen.paths) == 30
     assert set(chosen.labels.tolist()) == set(files.labels.tolist())
     assert loading.spread(files, 10_000) is files
+    for count in (1, 50, 119):  # 50 of 120: every second file, and no more than 50
+        assert len(loading.spread(files, count).paths) == count
+    assert loading.spread(files, 50).paths == files.paths[0:100:2]
     with pytest.raises(ValueError, match="positive"):
         loading.spread(files, 0)
 
