@@ -36,7 +36,7 @@ def main(out_dir: Path) -> None:
 
 def optimizers(out_dir: Path) -> dict[str, dict]:
     """The seed's benchmark: MLP 100-100 on sonar, batch 32, 10 epochs, AdamW three ways (1 thread)."""
-    table = bench.mark(min_run_time=pick(0.5, 3.0),
+    table = bench.mark(min_run_time=pick(0.5, 3.0), min_runs=5,
                        **{name: lambda name=name: train_mlp_sonar(name) for name in IMPLEMENTATIONS})
     table.to_csv(out_dir / "03_optimizers.csv")
     (out_dir / "03_optimizers.md").write_text(bench.pretty(table).to_markdown() + "\n")

@@ -170,7 +170,7 @@ def _step_costs(model: nn.Module, X: Tensor, y: Tensor, precision: str, dtype: t
         return train_step(model, optimizer, X, y, precision=run_precision)
 
     step()  # warm-up: allocates the optimizer state
-    timing = bench.mark(min_run_time=min_run_time, memory=False, **{precision: step})
+    timing = bench.mark(min_run_time=min_run_time, min_runs=5, memory=False, **{precision: step})
     with torch.autocast(device.type, dtype=dtype, enabled=precision == "amp"):
         saved = saved_for_backward_bytes(lambda: nn.functional.cross_entropy(model(X), y),
                                          already_held=[*model.parameters(), X])

@@ -83,6 +83,7 @@ def mark(
     memory: bool = True,
     check: bool = False,
     label: str = "bench.mark",
+    min_runs: int = 1,
     **expressions: Callable[[], object],
 ) -> pd.DataFrame:
     """Time each keyword's zero-argument callable and return one row per expression.
@@ -90,7 +91,8 @@ def mark(
     num_threads: one count for every expression, or a dict name -> count
     (default: torch's current setting). check=True first verifies that all
     expressions return the same value, as bench::mark does. `label` titles
-    torch's Compare table (`compare`).
+    torch's Compare table (`compare`). min_runs: time at least this many blocks
+    (`make bench` asks for 5, so that its quartiles mean something).
     """
     if not expressions:
         raise ValueError("pass the expressions to time as keywords, e.g. mark(cpu=lambda: x @ x)")
@@ -115,6 +117,10 @@ def mark(
             description="time",
         )
         measurement = timer.blocked_autorange(min_run_time=min_run_time)
+        if len(measurement.times) < min_runs:
+            # A slow expression fills min_run_time with a block or two: too few for quartiles.
+            extra = [timer.timeit(measurement.number_per_run) for _ in range(min_runs - len(measurement.times))]
+            (measurement,) = torch_benchmark.Measurement.merge([measurement, *extra])
         measurements[name] = measurement
         times = measurement.times  # seconds per call, one entry per timed block
         q1, q3 = (float(q) for q in np.quantile(times, [0.25, 0.75]))  # as torch's Measurement computes them
@@ -313,7 +319,8 @@ def compare_files(this: Path | str, other: Path | str) -> pd.DataFrame:
     return table
 
 
-def thread_scaling(fn: Callable[[], object], counts=None, min_run_time: float = 0.2) -> pd.DataFrame:
+def thread_scaling(fn: Callable[[], object], counts=None, min_run_time: float = 0.2,
+                   min_runs: int = 1) -> pd.DataFrame:
     """Median time of `fn` for each intra-op thread count, with speed-up and efficiency.
 
     Speed-up is time(1 thread) / time(n threads); efficiency is speed-up / n, the
@@ -324,7 +331,7 @@ def thread_scaling(fn: Callable[[], object], counts=None, min_run_time: float = 
     counts = list(counts or range(1, cpu_cores() + 1))
     if 1 not in counts:
         counts.insert(0, 1)
-    table = mark(min_run_time=min_run_time, memory=False, label="thread scaling",
+    table = mark(min_run_time=min_run_time, memory=False, label="thread scaling", min_runs=min_runs,
                  num_threads={f"{n} threads": n for n in counts},
                  **{f"{n} threads": fn for n in counts})
     scaling = table[["threads", "median_s", "q1_s", "q3_s", "has_warnings"]].reset_index(drop=True)

@@ -58,6 +58,13 @@ def test_speedup_is_a_ratio_of_medians(table):
     assert ratio == pytest.approx(table.loc["small", "median_s"] / table.loc["copy", "median_s"])
 
 
+def test_min_runs_gives_slow_expressions_enough_blocks_for_quartiles():
+    import time
+
+    table = bench.mark(min_run_time=0.001, min_runs=4, memory=False, slow=lambda: time.sleep(0.01))
+    assert table.loc["slow", "runs"] >= 4 and len(bench.measurements(table)["slow"].times) >= 4
+
+
 def test_check_catches_different_results():
     with pytest.raises(AssertionError, match="different result"):
         bench.mark(min_run_time=0.01, check=True, one=lambda: torch.ones(2), two=lambda: torch.zeros(2))

@@ -102,10 +102,13 @@ def test_switches_reach_skorch_and_are_visible(sonar):
     assert len(history_table(net)) == 2
 
 
-def test_unavailable_device_and_missing_validation_are_explained():
-    if not cuda_available():
-        with pytest.raises(ValueError, match="not available"):
-            sonar_learner(device="cuda")
+@pytest.mark.skipif(cuda_available(), reason="needs a machine without CUDA to ask for a missing GPU")
+def test_an_unavailable_device_is_explained():
+    with pytest.raises(ValueError, match="not available"):
+        sonar_learner(device="cuda")
+
+
+def test_missing_validation_and_unknown_optimizer_are_explained():
     with pytest.raises(ValueError, match="validate"):
         sonar_learner(validate=None, patience=3)
     with pytest.raises(ValueError, match="optimizer"):
@@ -336,3 +339,14 @@ def test_accuracy_reads_tensors_and_loaders_alike():
     expected = float((predictions == labels).float().mean())
     assert train.accuracy(model, images, labels) == pytest.approx(expected)
     assert train.accuracy(model, loader) == pytest.approx(expected)
+
+
+@pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU here: the fp16 + GradScaler step runs on CUDA")
+def test_the_one_loop_on_cuda_scales_fp16_losses():
+    model = tiny_model().cuda()
+    images, labels = (t.cuda() for t in tiny_images(256, seed=0))
+    step_precision = train.precision("cuda", amp=True)
+    assert step_precision.dtype == torch.float16 and step_precision.scaler.is_enabled()
+    history = train.fit(model, (images, labels), epochs=8, lr=3e-3, amp=step_precision)
+    assert history["train_loss"].iloc[-1] < 0.8 * history["train_loss"].iloc[0]
+    assert step_precision.scaler.get_scale() > 1
