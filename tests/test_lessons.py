@@ -116,3 +116,22 @@ def test_the_contradiction_check_catches_a_hand_written_conclusion():
     assert contradictions(["fused was 2.00x faster than forloop (1 ms against 2 ms)"]) == []
     assert contradictions(["fused was 2.00x faster than forloop (2 ms against 1 ms)"]) != []
     assert contradictions(["the workers made loading faster"]) != []
+
+
+def test_student_lab_hides_the_instructor_panels():
+    """`make lab` points JupyterLab at tools/student-lab, which switches off every nbgrader plugin."""
+    import json
+    import sys
+
+    config = ROOT / "tools" / "student-lab"
+    assert f"JUPYTER_CONFIG_PATH=$(abspath {config.relative_to(ROOT)})" in (ROOT / "Makefile").read_text()
+    disabled = json.loads((config / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
+    static = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "@jupyter" / "nbgrader" / "static"
+    plugin_name = re.compile(r'"(@jupyter/nbgrader:[a-z-]+)"')
+    plugins = {name for js in static.glob("*.js") for name in plugin_name.findall(js.read_text())}
+    assert {"@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:validate-assignment"} <= plugins
+    assert all(disabled.get(plugin) for plugin in plugins)
+    installed = json.loads((Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "nbgrader.json")
+                           .read_text())["ServerApp"]["jpserver_extensions"]
+    ours = json.loads((config / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
+    assert all(ours.get(name) is False for name in installed)
