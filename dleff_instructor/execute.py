@@ -14,7 +14,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader.preprocessors import Execute
 
-from dleff_instructor.checks import split_hidden
+from dleff_instructor.checks import Note, split_hidden
 
 NOTE_CELL_ID = "dleff-grading-note"
 
@@ -62,9 +62,13 @@ class SealedExecute(Execute):
                                "(an endless loop?).")
         failed = any(o.output_type == "error" for o in cell.outputs)
         if checks and not failed:
+            # judged for the student of the submission folder: their variant of the quiz
+            student = (resources or {}).get("nbgrader", {}).get("student", "")
             for check in checks:
-                reason = check.judge(*self._evaluate(check.expression, cell))
-                if reason:
+                reason = check.judge(lambda expression: self._evaluate(expression, cell), student)
+                if isinstance(reason, Note):
+                    self._notes.append(reason)
+                elif reason:
                     cell.outputs.append(_error("AssertionError", reason))
         return cell, resources
 
