@@ -39,8 +39,9 @@ quizzes, one folder per lesson. Work through a lesson first: its self-check boxe
 whether you got a question right, as often as you like to try.
 
 Each lesson has a fast setting for slow machines: `DLEFF_FAST=1 make run` (or set `DLEFF_FAST=1`
-before `make lab`). The course's own tests require every lesson to finish in under 3 minutes on
-two cores with it; without it, lessons use full-size settings and take longer.
+before `make lab`): it shrinks data sizes, epochs and repeats so a lesson is meant to finish in a
+few minutes on two cores; without it, lessons use full-size settings and take longer. `make run`
+ends with how long each lesson took on your machine.
 
 ## Graded quizzes: how to hand one in
 
