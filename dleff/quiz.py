@@ -294,12 +294,18 @@ class QuizError(Exception):
 
 
 STUDENT_ENV = "JUPYTERHUB_USER"
+GRADED_STUDENT_ENV = "DLEFF_GRADED_STUDENT"  # set by the grader: the submission folder's student
 _student: dict[str, str] = {}
 
 
 def start(quiz_id: str, student_id: str = "") -> None:
-    """First cell of a graded quiz: whose variant (option order, numbers) this notebook shows."""
-    chosen = variants.normalize_student(student_id or os.environ.get(STUDENT_ENV, ""))
+    """First cell of a graded quiz: whose variant (option order, numbers) this notebook shows.
+
+    The id written in the cell wins; left empty, the grader's submission folder (when grading) or
+    the JupyterHub login (when working) names the student.
+    """
+    fallback = os.environ.get(GRADED_STUDENT_ENV) or os.environ.get(STUDENT_ENV, "")
+    chosen = variants.normalize_student(student_id or fallback)
     if not chosen:
         _student.clear()
         raise QuizError("write your student id between the quotes (as your instructor spells it) and run "

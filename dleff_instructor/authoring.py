@@ -144,8 +144,13 @@ with the same id. Answer each question in the cell marked for it (for example
                    f"    {json.dumps(formula)},\n)", points)
 
     def explain(self, key: str, prompt: str, scheme: str, points: int = 1) -> None:
-        """A manually graded explanation; the mark scheme never states a measured outcome."""
-        self.markdown(f"explain_{key}", f"{prompt}\n\n=== BEGIN MARK SCHEME ===\n{scheme}\n=== END MARK SCHEME ===",
+        """A manually graded explanation; the mark scheme never states a measured outcome.
+
+        The mark scheme sits in the solution region: the release replaces it by "YOUR ANSWER HERE"
+        under the prompt, which the student keeps.
+        """
+        self.markdown(f"explain_{key}", f"{prompt}\n\n### BEGIN SOLUTION\n=== BEGIN MARK SCHEME ===\n{scheme}\n"
+                      "=== END MARK SCHEME ===\n### END SOLUTION",
                       grade=True, solution=True, locked=False, points=points)
 
     def write(self, path: Path) -> None:

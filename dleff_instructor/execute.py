@@ -9,11 +9,13 @@ and says why in the student's feedback.
 from __future__ import annotations
 
 import ast
+import os
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader.preprocessors import Execute
 
+from dleff.quiz import GRADED_STUDENT_ENV
 from dleff_instructor.checks import Note, split_hidden
 
 NOTE_CELL_ID = "dleff-grading-note"
@@ -27,6 +29,9 @@ class SealedExecute(Execute):
     """nbgrader's Execute, with hidden checks judged outside the kernel and crashes contained."""
 
     def preprocess(self, nb, resources=None, km=None):
+        # the kernel started below inherits this: a quiz whose id cell was left empty (JupyterHub)
+        # shows the submission folder's variant, as the student saw it
+        os.environ[GRADED_STUDENT_ENV] = (resources or {}).get("nbgrader", {}).get("student", "")
         self._stopped = ""
         self._notes: list[str] = []
         nb, resources = super().preprocess(nb, resources, km)

@@ -153,3 +153,13 @@ def test_one_heading_per_question(quiz_id):
     assert len(headings) >= len({c.question for c in graded(quiz_id)})
     assert [int(h.split()[2]) for h in headings] == list(range(1, len(headings) + 1))
     assert "Question (" not in json.dumps([c.source for c in notebook.cells])
+
+
+@pytest.mark.parametrize("quiz_id", QUIZZES)
+def test_every_explain_cell_reaches_the_student_with_its_prompt(quiz_id):
+    notebook = nbformat.read(ROOT / "quizzes" / quiz_id / f"{quiz_id}-quiz.ipynb", as_version=4)
+    written = [c.source for c in notebook.cells
+               if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("solution")]
+    for source in written:
+        prompt, _, rest = source.partition("YOUR ANSWER HERE")
+        assert len(prompt.strip()) > 20 and rest.strip() == "", source

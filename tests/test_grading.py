@@ -15,6 +15,7 @@ from dleff_instructor.release import nbgrader, quiz_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = "04-jit"  # the quiz where one student copies another's answers, and one hands in another's notebook
+HUB = "06-validation"  # the quiz a JupyterHub student hands in with the id cell left empty
 
 
 def submit(root: Path, student: str, quiz_id: str, notebook) -> None:
@@ -31,6 +32,8 @@ def graded(released_course):
         submit(root, "blank", quiz_id, classroom.blank(quiz_id, root))
     submit(root, "s002", COPIED, classroom.copied(COPIED, root, "s002", "s001"))
     submit(root, "s003", COPIED, classroom.filled(COPIED, root=root, student="s001"))  # s001's notebook, as s003
+    # no id written, answers computed in the notebook from the variant it shows (the solution's code)
+    submit(root, "hubuser", HUB, classroom.filled(HUB, classroom.answers(HUB, root), root=root, student=""))
     for quiz_id in quiz_ids(root):
         nbgrader("autograde", quiz_id, "--create", root=root)
     return root
@@ -71,3 +74,9 @@ def test_own_run_questions_were_judged_on_measurements_of_the_grading_run(graded
                     if c.metadata.get("nbgrader", {}).get("grade_id") == "trace_speedup_measure")
     timings = json.loads(json.dumps(eval(measured.outputs[-1]["data"]["text/plain"])))  # noqa: S307 - our own output
     assert set(timings) == {"eager", "traced"} and all(t > 0 for t in timings.values())
+
+
+def test_an_empty_id_cell_is_graded_with_the_variant_of_its_folder(graded):
+    with Gradebook(f"sqlite:///{graded / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(HUB, "hubuser")
+        assert submission.code_score == submission.max_code_score

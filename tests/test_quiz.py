@@ -113,11 +113,17 @@ def started():
 
 def test_start_needs_an_id_or_the_hub_user(monkeypatch):
     monkeypatch.delenv(quiz.STUDENT_ENV, raising=False)
+    monkeypatch.delenv(quiz.GRADED_STUDENT_ENV, raising=False)
     with pytest.raises(quiz.QuizError, match="write your student id"):
         quiz.start("99-test", "")
     monkeypatch.setenv(quiz.STUDENT_ENV, "Hub-User")
     quiz.start("99-test", "")
     assert quiz.student_id() == "hub-user"
+    monkeypatch.setenv(quiz.GRADED_STUDENT_ENV, "s042")  # grading: the submission folder names the student
+    quiz.start("99-test", "")
+    assert quiz.student_id() == "s042"
+    quiz.start("99-test", "S007")  # an id written in the cell always wins
+    assert quiz.student_id() == "s007"
     quiz._student.clear()
 
 
