@@ -135,40 +135,47 @@ def small_switches() -> dict:
 
 
 def data_parallel(out_dir: Path) -> dict:
-    """Alternating launches of 1 process x 2 threads and 2 processes x 1 thread; all-reduce and no_sync."""
+    """Alternating launches: 1 process x 2 threads (then x 1), 2 processes x 1 thread; all-reduce, no_sync."""
     folder = out_dir / "ddp"
     script = ddp.write_script(folder)
     common = ["--samples", str(pick(512, 2048)), "--epochs", str(pick(2, 3))]
-    epoch_ratios: dict[str, list[float]] = {"cnn": [], "mlp": []}
+    versus_two_threads: dict[str, list[float]] = {"cnn": [], "mlp": []}
+    versus_one_thread: dict[str, list[float]] = {"cnn": [], "mlp": []}
     last_two = None
     for _ in range(pick(1, 3)):
-        one = ddp.launch(script, 1, "--tasks", "train", *common, threads=2, out=folder / "one.json").result
+        one = ddp.launch(script, 1, "--tasks", "train", "--reference-threads", "1", *common, threads=2,
+                         out=folder / "one.json").result
         two = ddp.launch(script, 2, "--tasks", "train,allreduce,nosync", *common, threads=1,
                          out=folder / "two.json").result
-        for model in epoch_ratios:
-            # Epoch by epoch: the same data and global batch, 2 x 1 time / 1 x 2 time (below 1: DDP is faster).
-            epoch_ratios[model] += [b / a for a, b in zip(one["train"][model]["epoch_s"],
-                                                          two["train"][model]["epoch_s"])]
+        for model in versus_two_threads:
+            # Epoch by epoch: the same data and global batch, 2 x 1 time / 1 x 2 (or 1 x 1) time.
+            epochs = two["train"][model]["epoch_s"]
+            versus_two_threads[model] += [b / a for a, b in zip(one["train"][model]["epoch_s"], epochs)]
+            versus_one_thread[model] += [b / a for a, b in zip(one["train_reference"][model]["epoch_s"], epochs)]
         last_two = two
     (folder / "result_2x1.json").write_text(json.dumps(last_two, indent=1))
     allreduce = pd.DataFrame(last_two["allreduce"])
     write_table(allreduce, out_dir / "11_allreduce", index=False)
     nosync = last_two["nosync"]
-    nosync_ratio = profiling.Ratio(tuple(b / a for a, b in zip(nosync["sync_every_micro_batch"], nosync["no_sync"])))
+    nosync_ratio = profiling.Ratio(tuple(b / a for a, b in zip(nosync["sync_every_micro_batch"], nosync["no_sync"])),
+                                   over="steps")
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.loglog(allreduce["bytes"], allreduce["median_s"] * 1e3, "o-")
     ax.set(xlabel="gradient size (bytes)", ylabel="all-reduce, ms (median)",
            title=f"all-reduce over 2 processes ({last_two['backend']})")
     save(fig, out_dir / "11_allreduce.png")
     largest = allreduce.iloc[-1]
-    figures = {f"ddp.{model}_2x1_vs_1x2_time": _figure(profiling.Ratio(tuple(values)))
-               for model, values in epoch_ratios.items()}
+    figures = {}
+    for model in versus_two_threads:
+        figures[f"ddp.{model}_2x1_vs_1x2_time"] = _figure(profiling.Ratio(tuple(versus_two_threads[model]), "epochs"))
+        figures[f"ddp.{model}_2x1_vs_1x1_time"] = _figure(profiling.Ratio(tuple(versus_one_thread[model]), "epochs"))
     figures["ddp.allreduce_largest_ms"] = (float(largest["median_s"] * 1e3), "ms", None)
     figures["ddp.allreduce_largest_bytes"] = (float(largest["bytes"]), "B", None)
     figures["ddp.no_sync_time_vs_sync"] = _figure(nosync_ratio)
     print(allreduce.to_string(index=False))
-    print(f"2 x 1 vs 1 x 2 epoch time, per model: "
-          f"{ {model: statistics.median(values) for model, values in epoch_ratios.items()} }")
+    for model in versus_two_threads:
+        print(f"{model}: epoch time 2 x 1 / 1 x 2 = {statistics.median(versus_two_threads[model]):.2f}, "
+              f"2 x 1 / 1 x 1 = {statistics.median(versus_one_thread[model]):.2f}")
     return figures
 
 

@@ -61,14 +61,15 @@ def torchrun_command(script: Path | str, nproc: int, *script_args: str) -> list[
             str(script), *script_args]
 
 
-def multinode_command(script: str, *, nnodes: int, nproc: int, endpoint: str, job_id: str = "dleff") -> str:
+def multinode_command(script: str, *script_args: str, nnodes: int, nproc: int, endpoint: str,
+                      job_id: str = "dleff") -> str:
     """The command to type on each of `nnodes` machines for one job across all of them (not run here).
 
     Every machine runs the same line; they meet at `endpoint` (host:port of one
     of them, reachable from all), and torchrun numbers the processes 0..nnodes*nproc-1.
     """
     return shlex.join(["torchrun", f"--nnodes={nnodes}", f"--nproc_per_node={nproc}", "--rdzv-backend=c10d",
-                       f"--rdzv-endpoint={endpoint}", f"--rdzv-id={job_id}", script])
+                       f"--rdzv-endpoint={endpoint}", f"--rdzv-id={job_id}", script, *script_args])
 
 
 def launch(script: Path | str, nproc: int, *script_args: str, threads: int = 1, out: Path | str,

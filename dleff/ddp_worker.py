@@ -14,6 +14,7 @@ to --out as JSON.
 
 Tasks (--tasks, comma-separated):
   train      a few epochs per model; epoch times, each rank's shard, weights compared across ranks
+             (with --reference-threads, all of it again with that many threads per process)
   allreduce  the time of one all-reduce for each gradient size in --sizes
   nosync     gradient accumulation over --accumulate micro-batches, with and without no_sync()
 """
@@ -52,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64, help="global batch: split across the ranks")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads in each process")
+    parser.add_argument("--reference-threads", type=int, default=0,
+                        help="train again with this many threads, for reference (0: don't)")
     parser.add_argument("--sizes", default="1000,10000,100000,1000000", help="all-reduce sizes (floats)")
     parser.add_argument("--accumulate", type=int, default=4, help="micro-batches per optimizer step (nosync)")
     return parser.parse_args()
@@ -71,6 +74,11 @@ def main() -> None:
     tasks = args.tasks.split(",")
     if "train" in tasks:
         result["train"] = {name: train(name, args, device) for name in args.models.split(",")}
+        if args.reference_threads:
+            torch.set_num_threads(args.reference_threads)
+            result["reference_threads"] = args.reference_threads
+            result["train_reference"] = {name: train(name, args, device) for name in args.models.split(",")}
+            torch.set_num_threads(args.threads)
     if "allreduce" in tasks:
         result["allreduce"] = allreduce_times([int(size) for size in args.sizes.split(",")], device)
     if "nosync" in tasks:

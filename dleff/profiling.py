@@ -234,9 +234,13 @@ def checkpointed(model: nn.Module, segments: int) -> CheckpointedSequential:
 
 @dataclass(frozen=True)
 class Ratio:
-    """variant / baseline, measured `len(values)` times side by side: median and range."""
+    """variant / baseline, measured `len(values)` times side by side: median and range.
+
+    `over` names what each value came from (rounds of timing, epochs, steps).
+    """
 
     values: tuple[float, ...]
+    over: str = "rounds"
 
     @property
     def median(self) -> float:
@@ -259,7 +263,7 @@ class Ratio:
         return self.low <= 1.0 <= self.high
 
     def __str__(self) -> str:
-        return f"{self.median:.2f}x (range {self.low:.2f}-{self.high:.2f} over {len(self.values)} rounds)"
+        return f"{self.median:.2f}x (range {self.low:.2f}-{self.high:.2f} over {len(self.values)} {self.over})"
 
 
 def time_ratio(baseline: Callable[[], object], variant: Callable[[], object], *, rounds: int = 3,
@@ -282,9 +286,9 @@ def time_ratio(baseline: Callable[[], object], variant: Callable[[], object], *,
 def time_verdict(ratio: Ratio, what: str) -> str:
     """One sentence from a time ratio (variant / baseline): faster, slower, or within the noise."""
     if ratio.covers_one():
-        return (f"{what}: no gain here — {ratio.median:.2f}x the baseline's time, and the rounds range from "
+        return (f"{what}: no gain here — {ratio.median:.2f}x the baseline's time, and the {ratio.over} range from "
                 f"{ratio.low:.2f} to {ratio.high:.2f}, so the difference is within the noise.")
     pace = "faster" if ratio.high < 1 else "slower"
     factor = 1 / ratio.median if pace == "faster" else ratio.median
     return (f"{what}: {factor:.2f}x {pace} than the baseline (time ratio {ratio.median:.2f}, "
-            f"every round between {ratio.low:.2f} and {ratio.high:.2f}).")
+            f"all {len(ratio.values)} {ratio.over} between {ratio.low:.2f} and {ratio.high:.2f}).")
