@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 QUIZZES := $(notdir $(wildcard solutions/[0-9][0-9]-*))
 
-.PHONY: help setup run test lint lab release bench clean collect autograde feedback grades browser
+.PHONY: help setup run test lint lab release student-edition bench clean collect autograde feedback grades browser
 
 help:
 	@echo "make run      execute every lesson (full settings) and write the rendered course to build/"
@@ -17,6 +17,7 @@ help:
 	@echo "make browser  install the headless Chromium the browser test drives"
 	@echo "make lab      open JupyterLab on the lessons"
 	@echo "make release  build the question banks and the student quizzes from solutions/"
+	@echo "make student-edition  write build/student-edition: what students clone (no solutions, no grader)"
 	@echo "make bench [ONLY=name]  measure every figure (or those of bench_*name*) into build/bench.json"
 	@echo "make collect FROM=dir   import downloaded submissions (<student>_<file>.ipynb or .zip)"
 	@echo "make autograde [QUIZ=id] grade new and changed submissions"
@@ -50,6 +51,9 @@ lab: $(STAMP)
 
 release: $(STAMP)
 	$(BIN)/python -m dleff_instructor.release
+
+student-edition: $(STAMP)
+	$(BIN)/python -m dleff_instructor.edition
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ONLY)

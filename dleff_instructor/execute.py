@@ -9,12 +9,14 @@ and says why in the student's feedback.
 from __future__ import annotations
 
 import ast
+import os
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader.preprocessors import Execute
 
-from dleff_instructor.checks import split_hidden
+from dleff.quiz import GRADED_STUDENT_ENV
+from dleff_instructor.checks import Note, split_hidden
 
 NOTE_CELL_ID = "dleff-grading-note"
 
@@ -27,6 +29,9 @@ class SealedExecute(Execute):
     """nbgrader's Execute, with hidden checks judged outside the kernel and crashes contained."""
 
     def preprocess(self, nb, resources=None, km=None):
+        # the kernel started below inherits this: a quiz whose id cell was left empty (JupyterHub)
+        # shows the submission folder's variant, as the student saw it
+        os.environ[GRADED_STUDENT_ENV] = (resources or {}).get("nbgrader", {}).get("student", "")
         self._stopped = ""
         self._notes: list[str] = []
         nb, resources = super().preprocess(nb, resources, km)
@@ -62,9 +67,13 @@ class SealedExecute(Execute):
                                "(an endless loop?).")
         failed = any(o.output_type == "error" for o in cell.outputs)
         if checks and not failed:
+            # judged for the student of the submission folder: their variant of the quiz
+            student = (resources or {}).get("nbgrader", {}).get("student", "")
             for check in checks:
-                reason = check.judge(*self._evaluate(check.expression, cell))
-                if reason:
+                reason = check.judge(lambda expression: self._evaluate(expression, cell), student)
+                if isinstance(reason, Note):
+                    self._notes.append(reason)
+                elif reason:
                     cell.outputs.append(_error("AssertionError", reason))
         return cell, resources
 
