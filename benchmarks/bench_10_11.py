@@ -1,8 +1,8 @@
 """Sections 10-11: what profiling-guided fixes, memory savers and data parallelism buy on this machine.
 
 Run alone with `python -m benchmarks.bench_10_11` (writes into build/bench/).
-Every time figure is a ratio measured side by side in rounds; its spread is
-half the range of the rounds (bench.json: "spread", "low", "high").
+Every time figure is a ratio measured side by side in rounds (or epochs, or
+steps); its spread in bench.json is the lowest and highest ratio of those.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from benchmarks import save, write_table
-from dleff import bench, ddp, devices, profiling
+from dleff import bench, ddp, devices, profiling, train
 from dleff.data.datasets import ArrayImages, BatchedTensorImages, make_loader
 from dleff.data.images import mnist_subset
 from dleff.models import CNN, MLP
@@ -39,14 +39,15 @@ def main(out_dir: Path) -> None:
     print(summary.round(3).to_string(index=False))
 
 
-def record(name: str, value: float, unit: str, spread: profiling.Ratio | None) -> None:
-    """bench.record, plus the spread of a ratio measured in rounds (half its range, and the range)."""
-    bench.record(name, value, unit)
+def record(name: str, value: float, unit: str, spread: profiling.Ratio | tuple[float, float] | None) -> None:
+    """bench.record with a ratio's range over its rounds as the spread; a byte count has none to speak of."""
     if spread is None:
-        return
-    figures = json.loads(bench.FIGURES_FILE.read_text())
-    figures[name].update(spread=spread.spread, low=spread.low, high=spread.high, rounds=len(spread.values))
-    bench.FIGURES_FILE.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+        bench.record(name, value, unit, spread=(value, value), note="a count of bytes, the same in every run")
+    elif isinstance(spread, profiling.Ratio):
+        bench.record(name, value, unit, spread=(spread.low, spread.high), runs=len(spread.values),
+                     over=spread.over)
+    else:
+        bench.record(name, value, unit, spread=spread)
 
 
 def _figure(ratio: profiling.Ratio) -> tuple[float, str, profiling.Ratio]:
@@ -54,16 +55,16 @@ def _figure(ratio: profiling.Ratio) -> tuple[float, str, profiling.Ratio]:
 
 
 def loader_fix() -> dict:
-    """The lesson's planted bottleneck: per-item NumPy items vs batched tensor fetching, 20 steps of an MLP."""
-    digits = mnist_subset(limit=2048)
+    """The lesson's planted bottleneck: per-item NumPy items vs batched tensor fetching, an epoch of an MLP."""
+    digits = mnist_subset(limit=1024)
     flat = digits.images.flatten(1)
     torch.manual_seed(0)
     model = MLP(784, 10, hidden=(256,))
-    step = profiling.make_step(model, torch.optim.SGD(model.parameters(), lr=0.05))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     slow = make_loader(ArrayImages(flat.numpy(), digits.labels.numpy()), batch_size=64, shuffle=True)
     fast = make_loader(BatchedTensorImages(flat, digits.labels), batch_size=64, shuffle=True)
-    ratio = profiling.time_ratio(lambda: profiling.train_epoch(step, slow, max_steps=20),
-                                 lambda: profiling.train_epoch(step, fast, max_steps=20),
+    ratio = profiling.time_ratio(lambda: train.fit(model, slow, epochs=1, optimizer=optimizer),
+                                 lambda: train.fit(model, fast, epochs=1, optimizer=optimizer),
                                  rounds=ROUNDS, min_run_time=RUN_TIME)
     return {"profile.batched_loader_time_vs_per_item": _figure(ratio)}
 
@@ -169,7 +170,8 @@ def data_parallel(out_dir: Path) -> dict:
     for model in versus_two_threads:
         figures[f"ddp.{model}_2x1_vs_1x2_time"] = _figure(profiling.Ratio(tuple(versus_two_threads[model]), "epochs"))
         figures[f"ddp.{model}_2x1_vs_1x1_time"] = _figure(profiling.Ratio(tuple(versus_one_thread[model]), "epochs"))
-    figures["ddp.allreduce_largest_ms"] = (float(largest["median_s"] * 1e3), "ms", None)
+    figures["ddp.allreduce_largest_ms"] = (float(largest["median_s"] * 1e3), "ms",
+                                           (float(largest["min_s"] * 1e3), float(largest["max_s"] * 1e3)))
     figures["ddp.allreduce_largest_bytes"] = (float(largest["bytes"]), "B", None)
     figures["ddp.no_sync_time_vs_sync"] = _figure(nosync_ratio)
     print(allreduce.to_string(index=False))

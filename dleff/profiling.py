@@ -16,9 +16,9 @@
   carries its spread and a verdict that says "within the noise" when the spread
   covers 1.
 
-The training step here is deliberately minimal (forward, loss, backward,
-optimizer step); it stands in for the course's one training loop in
-`dleff.train`, which has no step function to profile yet.
+The step and the loop are the course's own (`dleff.train.train_step` and
+`train.fit`, which steps a profiler); this module adds only the variants the
+section measures (accumulation, zeros instead of None).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, schedule
 from torch.utils.checkpoint import checkpoint_sequential
 
-from dleff import bench
+from dleff import bench, train
 
 LOADER_EVENT = "enumerate(DataLoader)"  # the profiler's name for fetching a batch from a DataLoader
 
@@ -48,15 +48,18 @@ LOADER_EVENT = "enumerate(DataLoader)"  # the profiler's name for fetching a bat
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, set_to_none: bool = True,
               micro_batches: int = 1) -> Callable[[Tensor, Tensor], Tensor]:
-    """One optimizer step of cross-entropy on (X, y); returns the detached mean loss.
+    """One optimizer step of cross-entropy on (X, y), as a function of the batch; returns the detached loss.
 
+    With the defaults it is the course's one training step, `train.train_step`.
+    The two switches this section measures change one thing each:
     micro_batches=k splits the batch into k parts and accumulates their
-    gradients before the one optimizer step (see `accumulate_gradients`).
-    set_to_none chooses how the old gradients are cleared: dropped (None) or
-    overwritten with zeros.
+    gradients before the one optimizer step (see `accumulate_gradients`), and
+    set_to_none=False clears the old gradients by writing zeros instead of dropping them.
     """
     if micro_batches < 1:
         raise ValueError(f"micro_batches must be 1 or more, got {micro_batches!r}")
+    if micro_batches == 1 and set_to_none:
+        return lambda X, y: train.train_step(model, optimizer, X, y)[0]
 
     def step(X: Tensor, y: Tensor) -> Tensor:
         optimizer.zero_grad(set_to_none=set_to_none)
@@ -85,20 +88,6 @@ def accumulate_gradients(model: nn.Module, X: Tensor, y: Tensor, micro_batches: 
     return total
 
 
-def train_epoch(step: Callable[[Tensor, Tensor], Tensor], loader: Iterable, *, max_steps: int | None = None,
-                on_step: Callable[[], None] | None = None) -> float:
-    """Run `step` over the loader's batches; returns the mean loss. `on_step` runs after each (profiler.step)."""
-    total, count = 0.0, 0
-    for X, y in loader:
-        total += float(step(X, y))
-        count += 1
-        if on_step is not None:
-            on_step()
-        if max_steps is not None and count >= max_steps:
-            break
-    return total / max(count, 1)
-
-
 # ---------------------------------------------------------------- time: the profiler
 
 
@@ -121,27 +110,31 @@ def activities() -> list[ProfilerActivity]:
     return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
 
 
-def profile_training(step: Callable[[Tensor, Tensor], Tensor], loader: Iterable, *, wait: int = 1,
+def profile_training(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable, *, wait: int = 1,
                      warmup: int = 1, active: int = 3, trace_file: Path | str | None = None) -> profile:
-    """Profile a training loop with a schedule: skip `wait` steps, warm up `warmup`, record `active`.
+    """Profile one epoch of the course's training loop with a schedule: skip `wait` steps, warm up `warmup`,
+    record `active`.
 
+    The loop (`train.fit`) calls `prof.step()` after every training step.
     Returns the finished profiler (its `key_averages()` cover the active
     steps). With `trace_file`, also writes the recorded steps as a
     Chrome/Perfetto trace (a .json file).
     """
+    steps = wait + warmup + active
+    if len(loader) < steps:
+        raise ValueError(f"the loader has {len(loader)} batches, fewer than the {steps} steps the schedule needs")
     trace_file = Path(trace_file) if trace_file is not None else None
 
     def write_trace(prof: profile) -> None:
         trace_file.parent.mkdir(parents=True, exist_ok=True)
         prof.export_chrome_trace(str(trace_file))
 
-    steps = wait + warmup + active
     with bench._native_stderr_silenced(), profile(
         activities=activities(),
         schedule=schedule(wait=wait, warmup=warmup, active=active, repeat=1),
         on_trace_ready=write_trace if trace_file is not None else None,
     ) as prof:
-        train_epoch(step, loader, max_steps=steps, on_step=prof.step)
+        train.fit(model, loader, epochs=1, optimizer=optimizer, profiler=prof)
     return prof
 
 

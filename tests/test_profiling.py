@@ -69,15 +69,17 @@ def test_peak_memory_sees_a_temporary_tensor():
 def test_profile_finds_the_per_item_loader_and_writes_a_trace(mlp, tmp_path):
     X, y = torch.randn(256, 20), torch.randint(0, 3, (256,))
     loader = make_loader(ArrayImages(X.numpy(), y.numpy()), batch_size=32)
-    step = profiling.make_step(mlp, torch.optim.SGD(mlp.parameters(), lr=0.1))
+    optimizer = torch.optim.SGD(mlp.parameters(), lr=0.1)
     trace = tmp_path / "trace.json"
-    prof = profiling.profile_training(step, loader, wait=1, warmup=1, active=2, trace_file=trace)
+    prof = profiling.profile_training(mlp, optimizer, loader, wait=1, warmup=1, active=2, trace_file=trace)
     table = profiling.top_operators(prof, n=50)
     assert table.loc["ProfilerStep*", "calls"] == 2  # only the active steps are kept
     assert any(name.startswith(profiling.LOADER_EVENT) for name in table.index)
     shares = profiling.time_shares(prof)
     assert 0 < shares["loading"] < 1 and shares["step_ms"] > 0
     assert '"traceEvents"' in trace.read_text()[:2000]
+    with pytest.raises(ValueError, match="fewer than the 12 steps"):
+        profiling.profile_training(mlp, optimizer, loader, wait=1, warmup=1, active=10)
 
 
 def test_step_clears_gradients_the_way_it_is_told(mlp):
