@@ -42,7 +42,7 @@ def main(out_dir: Path) -> None:
 def record(name: str, value: float, unit: str, spread: profiling.Ratio | tuple[float, float] | None) -> None:
     """bench.record with a ratio's range over its rounds as the spread; a byte count has none to speak of."""
     if spread is None:
-        bench.record(name, value, unit, spread=(value, value), note="a count of bytes, the same in every run")
+        bench.record(name, value, unit, spread=(value, value), note="a ratio of byte counts: counted once, not timed")
     elif isinstance(spread, profiling.Ratio):
         bench.record(name, value, unit, spread=(spread.low, spread.high), runs=len(spread.values),
                      over=spread.over)

@@ -37,6 +37,7 @@ from torch.utils.data import DistributedSampler
 from dleff.data.datasets import BatchedTensorImages, make_loader
 from dleff.data.images import mnist_subset
 from dleff.models import CNN, MLP
+from dleff.train import train_step
 
 MODELS = {
     "cnn": lambda: CNN(1, 10, 28),
@@ -109,11 +110,9 @@ def train(name: str, args: argparse.Namespace, device: torch.device) -> dict:
         start = time.perf_counter()
         total = torch.zeros((), device=device)
         for X, y in loader:
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(X.to(device)), y.to(device))
-            loss.backward()  # DDP all-reduces (averages) the gradients during backward
-            optimizer.step()
-            total += loss.detach()
+            # the course's one training step; inside backward, DDP all-reduces (averages) the gradients
+            loss, _ = train_step(model, optimizer, X.to(device), y.to(device))
+            total += loss
         dist.barrier()
         epoch_seconds.append(time.perf_counter() - start)
         losses.append(total.item() / len(loader))
