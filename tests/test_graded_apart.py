@@ -4,6 +4,7 @@ import ast
 import hashlib
 import itertools
 import json
+import math
 import re
 from pathlib import Path
 
@@ -127,12 +128,18 @@ def fair_options_report(quiz_id: str) -> tuple[int, float, list[str]]:
     return longest_right, chance, too_long
 
 
-@pytest.mark.parametrize("quiz_id", QUIZZES)
-def test_the_longest_option_is_right_no_more_often_than_chance(quiz_id):
-    longest_right, chance, too_long = fair_options_report(quiz_id)
-    print(f"{quiz_id}: longest option right in {longest_right} question(s), chance {chance:.2f}")
-    assert longest_right <= chance, f"{quiz_id}: the longest option is right {longest_right} times"
-    assert not too_long, f"right answers much longer than their distractors: {too_long}"
+def test_the_longest_option_is_right_no_more_often_than_chance():
+    """Per quiz at most once where chance says under one; over the course no more than chance, and not never
+    (a longest option that is never right is a rule a student could use too)."""
+    total, expected = 0, 0.0
+    for quiz_id in QUIZZES:
+        longest_right, chance, too_long = fair_options_report(quiz_id)
+        print(f"{quiz_id}: longest option right in {longest_right} question(s), chance {chance:.2f}")
+        assert longest_right <= math.ceil(chance), f"{quiz_id}: the longest option is right {longest_right} times"
+        assert not too_long, f"right answers much longer than their distractors: {too_long}"
+        total, expected = total + longest_right, expected + chance
+    print(f"course: longest option right in {total} question(s), chance {expected:.2f}")
+    assert expected / 2 <= total <= expected
 
 
 def test_option_letters_never_clash_with_names_in_the_options():
