@@ -35,6 +35,12 @@ def configure(c, root: str) -> None:
     c.ExecutePreprocessor.timeout = c.Execute.timeout
     c.Execute.interrupt_on_timeout = True
 
+    # Every submission's kernel runs in a sandbox (dleff_instructor/sandbox.py); DLEFF_UNSAFE=1
+    # (`make autograde UNSAFE=1`) is the explicit switch to grade without one.
+    c.SealedExecute.sandboxed = os.environ.get("DLEFF_UNSAFE", "") in ("", "0")
+    c.SealedExecute.memory_gib = int(os.environ.get("DLEFF_SANDBOX_MEMORY_GIB", 4))
+    c.SealedExecute.notebook_timeout = int(os.environ.get("DLEFF_NOTEBOOK_TIMEOUT", 600))
+
     # Restore test cells a student deleted, not only those they edited.
     c.OverwriteCells.add_missing_cells = True
 
