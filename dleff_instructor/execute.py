@@ -114,8 +114,14 @@ class SealedExecute(Execute):
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            self._stop(index, "The kernel died while running this cell (a crash, `os._exit`, or running "
-                              "out of memory), so the cells after it could not be run or graded.", cell)
+            box = getattr(self.km, "sandbox", None)
+            if box is not None and box.out_of_memory():
+                self._stop(index, f"The kernel died while running this cell: it used more memory than a "
+                                  f"submission may use ({self.memory_gib:g} GiB, the grader's memory limit), so "
+                                  "the cells after it could not be run or graded.", cell)
+            else:
+                self._stop(index, "The kernel died while running this cell (a crash, `os._exit`, or running "
+                                  "out of memory), so the cells after it could not be run or graded.", cell)
             return cell, resources
         except CellTimeoutError:  # no output for too long: nbclient gives up on the cell
             cell.outputs.append(_error("CellTimeoutError", f"no reply within {self.timeout} s"))

@@ -19,6 +19,7 @@ needs no daemon and no root, where Docker is often missing on an instructor's la
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -37,11 +38,11 @@ INSIDE_QUIZ = "/home/student/quiz"  # the kernel's working folder: scratch copy 
 INSIDE_COURSE = "/home/student/course"  # DLEFF_COURSE_ROOT inside: the public banks only
 INSIDE_LIBRARY = "/opt/dleff"  # the dleff package, read-only, first on PYTHONPATH
 UID = GID = 1000  # the student's uid inside the user namespace
-PIDS_CGROUP = Path("/sys/fs/cgroup/pids")  # cgroup v1 pids controller, where the grader may create groups
-# Importing our torch (a CUDA build) and dleff maps ~3.1 GiB of address space before any data
+CGROUPS = Path("/sys/fs/cgroup")  # cgroup v1 controllers, where a grader running as root may create groups
+# Importing our torch (a CUDA build) and dleff maps 3.7 GiB of address space before any data
 # (VmPeak, measured in the sandbox): RLIMIT_AS caps address space, so the cap is this
 # footprint plus the memory budget a submission may really use.
-IMPORT_FOOTPRINT = int(3.5 * GIB)
+IMPORT_FOOTPRINT = 4 * GIB
 
 INSTALL_HELP = ("bubblewrap (`bwrap`) is not installed, so submissions cannot be sandboxed. Install it with "
                 "`sudo apt-get install bubblewrap` (Debian/Ubuntu; `dnf install bubblewrap` on Fedora) or "
@@ -111,10 +112,6 @@ def _library() -> Path:
     return Path(dleff.__file__).resolve().parent
 
 
-def _can_make_cgroup() -> bool:
-    return os.access(PIDS_CGROUP, os.W_OK)
-
-
 @dataclass
 class Sandbox:
     """One notebook's sandbox: its scratch folder, its runtime folder and the command that starts it."""
@@ -129,7 +126,7 @@ class Sandbox:
         self.runtime = self.scratch / "run"
         self.quiz.mkdir()
         self.runtime.mkdir(mode=0o700)
-        self.cgroup: Path | None = None
+        self.cgroups: list[Path] = []
 
     def add_files(self, folder: Path | None, notebook_name: str | None = None, notebook_text: str | None = None):
         """A fresh scratch copy of the notebook and the quiz folder's other public files."""
@@ -177,41 +174,77 @@ class Sandbox:
         if os.geteuid() != 0:  # RLIMIT_NPROC does not apply to root: then the pids cgroup (or namespace) must
             limits.append(f"--nproc={self.limits.processes}")
         cmd += ["--", *limits, "--", *kernel]
-        self.cgroup = self._pids_cgroup()
-        if self.cgroup is not None:  # join the group before bwrap starts, so every child is counted
-            cmd = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(self.cgroup), *cmd]
+        self.cgroups = self._make_cgroups()
+        if self.cgroups:  # join the groups before bwrap starts, so every child is counted
+            joins = " && ".join(f"echo $$ > '{group}/cgroup.procs'" for group in self.cgroups)
+            cmd = ["sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
         return cmd
 
-    def _pids_cgroup(self) -> Path | None:
-        if not _can_make_cgroup():
-            return None
-        group = PIDS_CGROUP / f"dleff-{uuid.uuid4().hex[:12]}"
-        try:
-            group.mkdir()
-            (group / "pids.max").write_text(str(self.limits.processes))
-        except OSError:
-            return None
-        return group
+    def _make_cgroups(self) -> list[Path]:
+        """Memory (what is really resident) and process-count groups, where this grader may make them.
+
+        RLIMIT_NPROC does not bind root and RLIMIT_AS counts address space, not memory, so a
+        grader running as root (cgroup v1) gets exact limits; elsewhere the rlimits above apply.
+        """
+        groups = []
+        name = f"dleff-{uuid.uuid4().hex[:12]}"
+        for controller, setting, value in (("pids", "pids.max", self.limits.processes),
+                                           ("memory", "memory.limit_in_bytes", self.limits.memory)):
+            if not os.access(CGROUPS / controller, os.W_OK):
+                continue
+            group = CGROUPS / controller / name
+            try:
+                group.mkdir()
+                (group / setting).write_text(str(value))
+            except OSError:
+                continue
+            groups.append(group)
+        return groups
+
+    def out_of_memory(self) -> bool:
+        """Did the kernel OOM-kill a process of this sandbox's memory group?"""
+        for group in self.cgroups:
+            control = group / "memory.oom_control"
+            if control.exists():
+                fields = dict(line.split() for line in control.read_text().splitlines() if len(line.split()) == 2)
+                return int(fields.get("oom_kill", 0)) > 0
+        return False
 
     def cleanup(self) -> None:
-        """Kill whatever is left in the group, remove the group and the scratch folder."""
-        if self.cgroup is not None and self.cgroup.exists():
-            import signal
-            import time
+        """Kill whatever is left in the groups, remove the groups and the scratch folder."""
+        _LEFT_GROUPS.extend(self.cgroups)
+        self.cgroups = []
+        _remove_groups(tries=40)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
-            for _ in range(50):
-                pids = [int(p) for p in (self.cgroup / "cgroup.procs").read_text().split()]
-                for pid in pids:
+
+_LEFT_GROUPS: list[Path] = []  # groups whose last processes were still exiting: retried later and at exit
+
+
+def _remove_groups(tries: int = 1) -> None:
+    import signal
+    import time
+
+    for attempt in range(tries):
+        for group in list(_LEFT_GROUPS):
+            try:
+                for pid in (group / "cgroup.procs").read_text().split():
                     try:
-                        os.kill(pid, signal.SIGKILL)
+                        os.kill(int(pid), signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-                try:
-                    self.cgroup.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-        shutil.rmtree(self.scratch, ignore_errors=True)
+                group.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+            _LEFT_GROUPS.remove(group)
+        if not _LEFT_GROUPS:
+            return
+        time.sleep(0.05 * (attempt + 1))
+
+
+atexit.register(_remove_groups, tries=100)
 
 
 class SandboxedKernelManager(AsyncKernelManager):
