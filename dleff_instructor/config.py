@@ -11,14 +11,19 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
     IgnorePattern,
     LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
     SaveAutoGrades,
 )
 
 
 def configure(c, root: str) -> None:
     from dleff_instructor.execute import SealedExecute
+    from dleff_instructor.repair import RepairCells
 
     c.CourseDirectory.course_id = "dleff"
     c.CourseDirectory.root = root
@@ -43,6 +48,11 @@ def configure(c, root: str) -> None:
 
     # Restore test cells a student deleted, not only those they edited.
     c.OverwriteCells.add_missing_cells = True
+
+    # Copied, relabelled or reordered graded cells are repaired from the released quiz first (see repair.py).
+    c.Autograde.sanitize_preprocessors = [
+        RepairCells, ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata,
+    ]
 
     # Hidden checks are judged outside the student's kernel (see dleff_instructor/checks.py).
     c.Autograde.autograde_preprocessors = [

@@ -23,6 +23,7 @@ from traitlets import Bool, Integer
 
 from dleff_instructor import sandbox
 from dleff_instructor.checks import split_hidden
+from dleff_instructor.repair import REPAIRS_KEY
 
 NOTE_CELL_ID = "dleff-grading-note"
 
@@ -48,7 +49,7 @@ class SealedExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._stopped = ""
-        self._notes: list[str] = []
+        self._notes: list[str] = list(nb.metadata.pop(REPAIRS_KEY, []))  # slips repaired before grading
         self._resources = resources or {}
         self._times = {"start": 0.0, "cells": 0.0, "judging": 0.0}
         self._deadline = time.monotonic() + self.notebook_timeout

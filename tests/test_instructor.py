@@ -4,6 +4,7 @@ Each student stands for one way a submission goes wrong; the test checks every r
 grades.csv, the notes that explain the odd ones, and that a second run changes nothing.
 """
 
+import copy
 import csv
 import html
 import os
@@ -53,6 +54,36 @@ def filled(overrides=None):
     return classroom.filled(Q, overrides, root=ROOT)
 
 
+def _index(notebook, grade_id):
+    return next(i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def copied_answer_cell():
+    """The answer cell copied with its metadata (nbgrader #1083); the answer written in the copy."""
+    notebook = classroom.blank(Q, ROOT)
+    for grade_id, source in classroom.answers(Q, ROOT).items():
+        if grade_id != "answer_scaling":
+            notebook.cells[_index(notebook, grade_id)].source = source
+    at = _index(notebook, "answer_scaling")
+    duplicate = copy.deepcopy(notebook.cells[at])
+    duplicate.source = classroom.answers(Q, ROOT)["answer_scaling"]
+    notebook.cells.insert(at + 1, duplicate)
+    return notebook
+
+
+def relabelled():
+    notebook = filled()
+    notebook.cells[_index(notebook, "answer_threads_beyond_cores")].metadata.nbgrader["grade_id"] = "my_answer"
+    return notebook
+
+
+def moved_test_above_its_answer():
+    notebook = filled()
+    at = _index(notebook, "answer_more_threads_always_better")
+    notebook.cells[at], notebook.cells[at + 1] = notebook.cells[at + 1], notebook.cells[at]
+    return notebook
+
+
 def class_export(folder):
     good = filled()
     return classroom.export(folder, {
@@ -76,6 +107,9 @@ def class_export(folder):
                                                     'answer_more_threads_always_better = "A"\n',
                                                 "answer_scaling": "def scaling(times):\n    return times\n"}),
         ("nina", "zipped.zip"): classroom.zipped({f"folder/{QUIZ}": good}),
+        ("quinn", QUIZ): copied_answer_cell(),
+        ("rosa", QUIZ): relabelled(),
+        ("sam", QUIZ): moved_test_above_its_answer(),
         ("pat", QUIZ): filled({"answer_threads_beyond_cores":
                                             'quiz.ask("01-devices", "threads-beyond-cores")\n'
                                             'answer_threads_beyond_cores = "B"\n'}),
@@ -98,7 +132,11 @@ EXPECTED = {  # student: (autograded score, a phrase its note must contain or ""
     "leo": (1.0, "kernel died"),
     "mallory": (0.0, ""),
     "nina": (FULL_AUTO, ""),
-    "pat": (FULL_AUTO, ""),  # a quiz widget in a graded notebook neither hangs nor breaks grading
+    "pat": (FULL_AUTO, ""),
+    # innocent slips: repaired from the released quiz, graded, and explained
+    "quinn": (FULL_AUTO, "appeared 2 times"),
+    "rosa": (FULL_AUTO, "grading label changed"),
+    "sam": (FULL_AUTO, "put back in order"),  # a quiz widget in a graded notebook neither hangs nor breaks grading
 }
 
 
