@@ -76,8 +76,7 @@ class SealedExecute(Execute):
 
         root = course_root()
         quiz_id = self._resources.get("nbgrader", {}).get("assignment")
-        box = sandbox.Sandbox(root, sandbox.Limits(memory=self.memory_gib * sandbox.GIB,
-                                                    wall_seconds=self.notebook_timeout), sandbox.check_available())
+        box = sandbox.Sandbox(root, sandbox.Limits(memory=self.memory_gib * sandbox.GIB), sandbox.check_available())
         name = self._resources.get("nbgrader", {}).get("notebook", "submission") + ".ipynb"
         box.add_files(root / "quizzes" / quiz_id if quiz_id else None, name, nbformat.writes(self.nb))
         self.km = sandbox.SandboxedKernelManager(sandbox=box, config=self.config)
@@ -96,6 +95,10 @@ class SealedExecute(Execute):
             return await super().async_start_new_kernel(**kwargs)
         finally:
             self._times["start"] += time.perf_counter() - began
+
+    # nbclient binds its sync wrappers to its own coroutines: rebind them to the timed ones above
+    start_new_kernel = run_sync(async_start_new_kernel)
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":

@@ -50,7 +50,11 @@ def write_atomic(path: Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(handle.name, path)
+    try:
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
 
 
 def backup(root: Path) -> Path | None:
@@ -230,6 +234,9 @@ _WORKER: dict = {}
 
 
 def _start_worker(root: str, unsafe: bool, times: str | None) -> None:
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
     from traitlets.config import Config
 
     from dleff_instructor.config import configure
@@ -240,6 +247,7 @@ def _start_worker(root: str, unsafe: bool, times: str | None) -> None:
         os.environ["DLEFF_GRADING_TIMES"] = times
     # nbgrader calls alembic from PATH: the one next to this interpreter
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session warnings, harmless here
     config = Config()
     configure(config, root)
     _WORKER.update(root=root, config=config)

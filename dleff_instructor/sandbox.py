@@ -60,7 +60,6 @@ class Limits:
     processes: int = 256
     file_size: int = 256 * MIB
     tmp_size: int = 512 * MIB
-    wall_seconds: int = 600  # the whole notebook
 
 
 def bwrap_path() -> str | None:
@@ -268,6 +267,15 @@ class SandboxedKernelManager(AsyncKernelManager):
     @property
     def kernel_spec(self):
         return self._kernel_spec
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        # what the student's code prints goes to the notebook; the kernel's own chatter stays in the scratch folder
+        kw["stdout"] = subprocess.DEVNULL
+        kw["stderr"] = (self.sandbox.scratch / "kernel.log").open("ab")
+        try:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+        finally:
+            kw["stderr"].close()
 
     def format_kernel_cmd(self, extra_arguments=None):
         return self.sandbox.command(super().format_kernel_cmd(extra_arguments))

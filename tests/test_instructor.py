@@ -230,3 +230,29 @@ def test_collect_needs_a_folder(released_course):
     result = subprocess.run([sys.executable, "-m", "dleff_instructor.grading", "collect", "/nonexistent/export"],
                             cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "FROM=" in result.stdout + result.stderr
+
+
+def test_grader_state_is_backed_up_and_never_half_written(tmp_path, monkeypatch):
+    import sqlite3
+
+    from dleff_instructor import grading
+
+    with sqlite3.connect(tmp_path / "gradebook.db") as db:
+        db.execute("create table grade (student text, score real)")
+        db.execute("insert into grade values ('alice', 4.0)")
+    grading.save_notes(tmp_path, {"alice/01-devices": "a note"})
+    copy = grading.backup(tmp_path)
+    with sqlite3.connect(copy / "gradebook.db") as db:
+        assert db.execute("select * from grade").fetchall() == [("alice", 4.0)]
+    assert grading.load_notes(copy) == {"alice/01-devices": "a note"}
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        grading.save_notes(tmp_path, {"bob/01-devices": "never written"})
+    assert grading.load_notes(tmp_path) == {"alice/01-devices": "a note"}
+    (tmp_path / grading.NOTES_FILE).write_text("")
+    with pytest.raises(SystemExit, match="backups"):
+        grading.load_notes(tmp_path)
