@@ -9,7 +9,7 @@ from dleff.course import execute, lessons
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("path", lessons(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", lessons(ROOT / "notebooks"), ids=lambda p: p.stem)
 def test_lesson_executes(path, monkeypatch):
     monkeypatch.setenv("DLEFF_FAST", "1")
     _, run = execute(path, timeout=600, progress=False)
