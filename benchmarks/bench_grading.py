@@ -35,6 +35,37 @@ def _record(name: str, value: float, unit: str, spread=None, note: str = "") -> 
         bench.record(name, value, unit)
 
 
+def kernel_starts(repeats: int = 8) -> pd.DataFrame:
+    """Seconds to start a kernel, import torch and dleff, and shut it down: sandboxed and not, alternating."""
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from dleff_instructor import sandbox
+
+    async def once(sandboxed: bool) -> dict:
+        began = time.perf_counter()
+        if sandboxed:
+            box = sandbox.Sandbox(course_root(), sandbox.Limits(), sandbox.check_available())
+            manager = sandbox.SandboxedKernelManager(sandbox=box)
+        else:
+            manager = AsyncKernelManager(kernel_name="python3")
+        await manager.start_kernel()
+        client = manager.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=120)
+        ready = time.perf_counter()
+        await client.execute_interactive("import torch, dleff.quiz", timeout=120)
+        imported = time.perf_counter()
+        client.stop_channels()
+        await manager.shutdown_kernel(now=True)
+        return {"sandboxed": sandboxed, "start": ready - began, "imports": imported - ready,
+                "shutdown": time.perf_counter() - imported, "total": time.perf_counter() - began}
+
+    rows = [asyncio.run(once(sandboxed)) for _ in range(repeats) for sandboxed in (True, False)]
+    return pd.DataFrame(rows)
+
+
 def _course(scratch: Path, name: str) -> Path:
     root = scratch / name
     root.mkdir()
@@ -53,6 +84,18 @@ def _grade(root: Path, export: Path, unsafe: bool, times: Path) -> float:
 
 
 def main(out_dir: Path) -> None:
+    starts = kernel_starts()
+    starts.to_csv(out_dir / "grading-kernel-starts.csv", index=False)
+    start_quartiles = starts.groupby("sandboxed")[["start", "imports", "shutdown", "total"]].quantile(
+        [0.25, 0.5, 0.75]).unstack()
+    print(start_quartiles.round(3).to_string())
+    box, bare = starts.loc[starts["sandboxed"], "total"], starts.loc[~starts["sandboxed"], "total"]
+    overhead = box.median() - bare.median()
+    _record("grading.sandbox_overhead_per_kernel_s", overhead, "s",
+            spread=(min(overhead, box.quantile(0.25) - bare.quantile(0.75)),
+                    max(overhead, box.quantile(0.75) - bare.quantile(0.25))),
+            note=f"start + import torch and dleff + shutdown, median of {len(box)} sandboxed minus "
+                 f"{len(bare)} unsandboxed runs, alternating; spread from the quartiles")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         sandboxed_root, unsafe_root = _course(scratch, "sandboxed"), _course(scratch, "unsafe")
