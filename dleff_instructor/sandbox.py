@@ -56,7 +56,7 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Limits:
-    memory: int = 4 * GIB  # what a submission may allocate beyond the imports
+    memory: int = 4 * GIB  # resident memory (cgroup), else address space beyond the imports' footprint
     processes: int = 256
     file_size: int = 256 * MIB
     tmp_size: int = 512 * MIB

@@ -66,6 +66,7 @@ def copied_answer_cell():
             notebook.cells[_index(notebook, grade_id)].source = source
     at = _index(notebook, "answer_scaling")
     duplicate = copy.deepcopy(notebook.cells[at])
+    duplicate.id = "pasted-copy"  # Jupyter gives a pasted cell an id of its own; the metadata comes along
     duplicate.source = classroom.answers(Q, ROOT)["answer_scaling"]
     notebook.cells.insert(at + 1, duplicate)
     return notebook
