@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 QUIZZES := $(notdir $(wildcard solutions/[0-9][0-9]-*))
 
-.PHONY: help setup run test lint lab release bench clean collect autograde feedback grades browser sandbox
+.PHONY: help setup run test lint lab release bench mutation clean collect autograde feedback grades browser sandbox
 
 help:
 	@echo "make run      execute every lesson (full settings) and write the rendered course to build/"
@@ -18,7 +18,9 @@ help:
 	@echo "make sandbox  install bubblewrap, the sandbox every graded submission runs in"
 	@echo "make lab      open JupyterLab on the lessons"
 	@echo "make release  build the question banks and the student quizzes from solutions/"
-	@echo "make bench [ONLY=name]  measure every figure (or those of bench_*name*) into build/bench.json"
+	@echo "make mutation M=optim [SAMPLE=40]  mutation check of one module (tools/mutation/M.toml)"
+	@echo "make bench [ONLY=name] [COMPARE=other/bench.json]  measure every figure (or those of bench_*name*)"
+	@echo "              into build/bench.json; with COMPARE, print both runs side by side"
 	@echo "make collect FROM=dir   import downloaded submissions (<student>_<file>.ipynb or .zip)"
 	@echo "make autograde [QUIZ=id] grade new and changed submissions, each in a sandbox (UNSAFE=1: without)"
 	@echo "make feedback  HTML feedback per student and quiz"
@@ -57,7 +59,19 @@ release: $(STAMP)
 	$(BIN)/python -m dleff_instructor.release
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks $(ONLY)
+	$(BIN)/python -m benchmarks $(if $(COMPARE),--compare "$(COMPARE)") $(ONLY)
+
+# Do the tests fail when the code breaks? cosmic-ray mutates the module in place, one mutant at a
+# time, and runs its fast unit tests; SAMPLE keeps a seeded sample (each mutant costs a pytest start).
+SAMPLE ?= 40
+mutation: $(STAMP)
+	@test -f tools/mutation/$(M).toml || { echo "usage: make mutation M=<one of: $(basename $(notdir $(wildcard tools/mutation/*.toml)))>"; exit 2; }
+	mkdir -p build/mutation
+	rm -f build/mutation/$(M).sqlite
+	$(BIN)/cosmic-ray init tools/mutation/$(M).toml build/mutation/$(M).sqlite
+	$(BIN)/python tools/mutation/sample.py build/mutation/$(M).sqlite $(SAMPLE)
+	DLEFF_FAST=1 $(BIN)/cosmic-ray exec tools/mutation/$(M).toml build/mutation/$(M).sqlite
+	$(BIN)/cr-report build/mutation/$(M).sqlite
 
 # The instructor's workflow (docs/instructors.md). Quizzes grade with their fast settings.
 collect: $(STAMP)

@@ -114,7 +114,7 @@ def markdown(table: pd.DataFrame, figures: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(out_dir: Path, figures_file: Path = bench.FIGURES_FILE) -> pd.DataFrame:
+def main(out_dir: Path, figures_file: Path | None = None) -> pd.DataFrame:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     print(machine_summary())
@@ -135,23 +135,31 @@ def main(out_dir: Path, figures_file: Path = bench.FIGURES_FILE) -> pd.DataFrame
     table = pd.concat([variants, bandwidth, workers])
 
     def workers_speedup(label):
-        rows = workers[workers["dataset"] == label]["median_s"]
-        return float(rows.iloc[0] / rows.iloc[1:].min())
+        rows = workers[workers["dataset"] == label]
+        fastest = rows.iloc[1:]["median_s"].idxmin()
+        return bench.rows_ratio_figure(rows.iloc[0], rows.loc[fastest])
 
-    figures = {
-        "data.ram_vs_disk": bench.speedup(variants, "disk", "array"),
-        "data.tensor_vs_array": bench.speedup(variants, "array", "tensor"),
-        "data.batched_vs_item": bench.speedup(variants, "tensor", "tensor_batched"),
-        "data.batched_bandwidth_fraction": fraction,
-        "data.memory_copy_gb_per_s": float(bandwidth.loc["memory_copy", "gb_per_s"]),
+    copy = bandwidth.loc["memory_copy"]
+    rate = float(copy["gb_per_s"])  # bytes / median: the quartiles of the time bound the rate
+    detailed = {
+        "data.ram_vs_disk": bench.ratio_figure(variants, "disk", "array"),
+        "data.tensor_vs_array": bench.ratio_figure(variants, "array", "tensor"),
+        "data.batched_vs_item": bench.ratio_figure(variants, "tensor", "tensor_batched"),
+        # fetch rate / copy rate over the same bytes = copy time / fetch time
+        "data.batched_bandwidth_fraction": {**bench.ratio_figure(bandwidth, "memory_copy", "batched_fetch"),
+                                            "unit": "fraction"},
+        "data.memory_copy_gb_per_s": {"value": rate, "unit": "GB/s", "runs": int(copy["runs"]),
+                                      "spread": (rate * copy["median_s"] / copy["q3_s"],
+                                                 rate * copy["median_s"] / copy["q1_s"]),
+                                      "has_warnings": bool(copy["has_warnings"])},
         "data.workers_speedup_cheap": workers_speedup("cheap"),
         "data.workers_speedup_expensive": workers_speedup("expensive"),
-        "data.cores_delivered": delivered,
     }
-    units = {"data.batched_bandwidth_fraction": "fraction", "data.memory_copy_gb_per_s": "GB/s",
-             "data.cores_delivered": "cores"}
-    for name, value in figures.items():
-        bench.record(name, value, units.get(name, "x"), path=figures_file)
+    for name, figure in detailed.items():
+        bench.record_figure(name, figure, path=figures_file)
+    bench.record("data.cores_delivered", delivered, "cores", spread=None, path=figures_file,
+                 note="one estimate from a short parallel run")
+    figures = {name: figure["value"] for name, figure in detailed.items()} | {"data.cores_delivered": delivered}
 
     table.to_csv(out_dir / "data_loading.csv")
     (out_dir / "data_loading.md").write_text(markdown(table, figures))

@@ -26,28 +26,28 @@ SEED_EPOCHS, SEED_BATCH = 10, 32
 def main(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {**optimizers(out_dir), **compiled_vs_eager(out_dir), **mixed_precision(out_dir)}
-    summary = pd.DataFrame([{"figure": name, "value": value, "unit": unit}
-                            for name, (value, unit) in figures.items()])
+    summary = pd.DataFrame([{"figure": name, "value": figure["value"], "unit": figure["unit"],
+                             "spread": figure["spread"]} for name, figure in figures.items()])
     write_table(summary, out_dir / "03_05_summary", index=False)
-    for name, (value, unit) in figures.items():
-        bench.record(name, value, unit)
+    for name, figure in figures.items():
+        bench.record_figure(name, figure)
     print(summary.round(3).to_string(index=False))
 
 
-def optimizers(out_dir: Path) -> dict[str, tuple[float, str]]:
+def optimizers(out_dir: Path) -> dict[str, dict]:
     """The seed's benchmark: MLP 100-100 on sonar, batch 32, 10 epochs, AdamW three ways (1 thread)."""
-    table = bench.mark(min_run_time=pick(0.5, 3.0),
+    table = bench.mark(min_run_time=pick(0.5, 3.0), min_runs=5,
                        **{name: lambda name=name: train_mlp_sonar(name) for name in IMPLEMENTATIONS})
     table.to_csv(out_dir / "03_optimizers.csv")
     (out_dir / "03_optimizers.md").write_text(bench.pretty(table).to_markdown() + "\n")
     ax = bench.plot(table, title="AdamW, MLP 100-100 on sonar, 10 epochs")
     save(ax.figure, out_dir / "03_optimizers.png")
     print(bench.pretty(table))
-    return {"optim.fused_vs_forloop": (bench.speedup(table, "forloop", "fused"), "x"),
-            "optim.foreach_vs_forloop": (bench.speedup(table, "forloop", "foreach"), "x")}
+    return {"optim.fused_vs_forloop": bench.ratio_figure(table, "forloop", "fused"),
+            "optim.foreach_vs_forloop": bench.ratio_figure(table, "forloop", "foreach")}
 
 
-def compiled_vs_eager(out_dir: Path) -> dict[str, tuple[float, str]]:
+def compiled_vs_eager(out_dir: Path) -> dict[str, dict]:
     """The seed's MLP, one batch of 32 sonar rows per step, 1 thread; compile time measured apart.
 
     The compile is cold (inductor's disk cache off): what a student's first
@@ -78,12 +78,14 @@ def compiled_vs_eager(out_dir: Path) -> dict[str, tuple[float, str]]:
               else "never pays off here: a compiled step is not faster")
     print(f"cold compile: {report.compile_seconds:.1f} s; {payoff}")
     totals = report.total_seconds(seed_steps)
-    return {"jit.compiled_vs_eager": (report.speedup, "x"),
-            "jit.compile_seconds": (report.compile_seconds, "s"),
-            "jit.compiled_vs_eager_seed_training": (totals["eager"] / totals["compiled"], "x")}
+    once = "one cold compile (each costs seconds)"
+    return {"jit.compiled_vs_eager": bench.ratio_figure(report.steps, "eager", "compiled"),
+            "jit.compile_seconds": {"value": report.compile_seconds, "unit": "s", "spread": None, "note": once},
+            "jit.compiled_vs_eager_seed_training": {"value": totals["eager"] / totals["compiled"], "unit": "x",
+                                                    "spread": None, "note": f"steps timed, plus {once}"}}
 
 
-def mixed_precision(out_dir: Path) -> dict[str, tuple[float, str]]:
+def mixed_precision(out_dir: Path) -> dict[str, dict]:
     """bf16 autocast vs fp32 on CPU: an MLP 512-512 on the 5,000 MNIST digits, batch 256."""
     digits = mnist_subset()
     X, y = digits.images.flatten(1), digits.labels
@@ -125,9 +127,14 @@ def mixed_precision(out_dir: Path) -> dict[str, tuple[float, str]]:
     print(by_batch.round(3).to_string(index=False))
     memory_ratio = table.loc["amp", "saved_bytes"] / table.loc["fp32", "saved_bytes"]
     cnn_at_256 = by_batch.query("model == 'CNN' and batch_size == 256")["amp_vs_fp32"].item()
-    return {"amp.autocast_vs_fp32": (float(table.loc["amp", "step_speedup"]), "x"),
-            "amp.backward_memory_vs_fp32": (float(memory_ratio), "x"),
-            "amp.cnn_backward_memory_vs_fp32": (float(cnn_at_256), "x")}
+    steps = table[["step_s", "step_q1_s", "step_q3_s", "step_runs", "step_has_warnings"]]
+    steps.columns = ["median_s", "q1_s", "q3_s", "runs", "has_warnings"]
+    # Bytes saved for backward are counted, not timed: the same on every run.
+    return {"amp.autocast_vs_fp32": bench.ratio_figure(steps, "fp32", "amp"),
+            "amp.backward_memory_vs_fp32": {"value": float(memory_ratio), "unit": "x",
+                                            "spread": (float(memory_ratio),) * 2},
+            "amp.cnn_backward_memory_vs_fp32": {"value": float(cnn_at_256), "unit": "x",
+                                                "spread": (float(cnn_at_256),) * 2}}
 
 
 if __name__ == "__main__":

@@ -43,8 +43,10 @@ def main(out_dir: Path) -> None:
         "augment.flip_minus_none_accuracy": (invariance.loc["flips", "minus_none"], "accuracy"),
         "augment.crop_minus_none_accuracy": (invariance.loc["mild crop", "minus_none"], "accuracy"),
     }
+    notes = {"accuracy": "one training run per model (seeds fixed)",
+             "x": "median seconds of the epochs of one run each"}
     for name, (value, unit) in figures.items():
-        bench.record(name, float(value), unit)
+        bench.record(name, float(value), unit, spread=None, note=notes[unit])
     summary = pd.DataFrame([{"figure": n, "value": v, "unit": u} for n, (v, u) in figures.items()])
     write_table(summary, out_dir / "08_09_summary", index=False, digits=4)
 

@@ -7,7 +7,6 @@ sandbox's cost is a side-by-side figure. Each notebook's time is split into kern
 judging the hidden checks outside the kernel.
 """
 
-import inspect
 import json
 import os
 import shutil
@@ -25,14 +24,6 @@ from dleff_instructor.release import nbgrader, quiz_ids
 STUDENTS = int(os.environ.get("DLEFF_BENCH_STUDENTS", 30))  # fewer for a quick look; the figure is for 30
 QUIZZES = os.environ.get("DLEFF_BENCH_QUIZZES", "").split(",") if os.environ.get("DLEFF_BENCH_QUIZZES") else None
 PHASES = ["start", "first_cell", "cells", "judging", "total"]
-
-
-def _record(name: str, value: float, unit: str, spread=None, note: str = "") -> None:
-    """bench.record with a spread where this dleff's record keeps one."""
-    if "spread" in inspect.signature(bench.record).parameters:
-        bench.record(name, value, unit, spread=spread, note=note)
-    else:
-        bench.record(name, value, unit)
 
 
 def kernel_starts(repeats: int = 8) -> pd.DataFrame:
@@ -91,7 +82,7 @@ def main(out_dir: Path) -> None:
     print(start_quartiles.round(3).to_string())
     box, bare = starts.loc[starts["sandboxed"], "total"], starts.loc[~starts["sandboxed"], "total"]
     overhead = box.median() - bare.median()
-    _record("grading.sandbox_overhead_per_kernel_s", overhead, "s",
+    bench.record("grading.sandbox_overhead_per_kernel_s", overhead, "s",
             spread=(min(overhead, box.quantile(0.25) - bare.quantile(0.75)),
                     max(overhead, box.quantile(0.75) - bare.quantile(0.25))),
             note=f"start + import torch and dleff + shutdown, median of {len(box)} sandboxed minus "
@@ -119,16 +110,17 @@ def main(out_dir: Path) -> None:
         per_minute = STUDENTS / (seconds / 60)
         suffix = "" if mode == "sandboxed" else "_unsandboxed"
         note = f"one class of {STUDENTS} x {quizzes} quizzes graded once; no repeat, so no spread"
-        _record(f"grading.students_per_minute{suffix}", per_minute, "students/min", note=note)
-        _record(f"grading.class_of_{STUDENTS}_seconds{suffix}", seconds, "s", note=note)
+        bench.record(f"grading.students_per_minute{suffix}", per_minute, "students/min", spread=None, note=note)
+        bench.record(f"grading.class_of_{STUDENTS}_seconds{suffix}", seconds, "s", spread=None, note=note)
     for phase in ("start", "total"):
         box = times.loc[times["mode"] == "sandboxed", phase]
         bare = times.loc[times["mode"] == "unsandboxed", phase]
         overhead = box.median() - bare.median()
         low = box.quantile(0.25) - bare.quantile(0.75)
         high = box.quantile(0.75) - bare.quantile(0.25)
-        _record(f"grading.sandbox_overhead_{phase}_s", overhead, "s", spread=(min(low, overhead), max(high, overhead)),
-                note="median sandboxed minus median unsandboxed per notebook; spread from the quartiles")
+        bench.record(f"grading.sandbox_overhead_{phase}_s", overhead, "s",
+                     spread=(min(low, overhead), max(high, overhead)),
+                     note="median sandboxed minus median unsandboxed per notebook; spread from the quartiles")
     print(quartiles.round(2).to_string())
     for mode, seconds in totals.items():
         print(f"{mode}: {STUDENTS} students x {quizzes} quizzes in {seconds:.0f} s: "

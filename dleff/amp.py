@@ -27,46 +27,30 @@ from torch import Tensor, nn
 
 from dleff import bench
 from dleff.devices import resolve_device
-from dleff.models import accuracy
+
+# The course decides the autocast type in one place (dleff.train); these names are that decision.
+from dleff.train import AUTOCAST_DTYPES as AUTOCAST_DTYPES
+from dleff.train import Precision, accuracy, amp_dtype, fit, train_step
 
 PRECISIONS = ("fp32", "amp")
-AUTOCAST_DTYPES = {"cpu": torch.bfloat16, "cuda": torch.float16, "mps": torch.float16}
 
 
 def autocast_dtype(device_type: str) -> torch.dtype:
-    """The 16-bit type autocast uses on this kind of device in this course."""
-    if device_type not in AUTOCAST_DTYPES:
-        raise ValueError(f"no autocast type chosen for device {device_type!r}; use one of "
-                         f"{', '.join(AUTOCAST_DTYPES)} or pass dtype= explicitly")
-    return AUTOCAST_DTYPES[device_type]
+    """The 16-bit type autocast uses on this kind of device in this course (`dleff.train.AUTOCAST_DTYPES`)."""
+    return amp_dtype(device_type)
 
 
-def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, device_type: str,
-              precision: str = "amp", dtype: torch.dtype | None = None) -> Callable[[Tensor, Tensor], Tensor]:
-    """One training step (cross-entropy) in float32 or mixed precision; returns the detached loss.
+def step_precision(device_type: str, precision: str = "amp", dtype: torch.dtype | None = None) -> Precision:
+    """The `dleff.train.Precision` of a step in "fp32" or "amp" (autocast to `dtype`, by default the device's).
 
-    precision="fp32" runs the very same code with autocast and the scaler
+    precision="fp32" runs the very same step with autocast and the scaler
     switched off, so the two differ only in precision.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    use_amp = precision == "amp"
-    dtype = dtype or autocast_dtype(device_type)
-    # Loss scaling is only needed for float16's narrow range; a disabled scaler passes through.
-    scaler = torch.amp.GradScaler(device_type, enabled=use_amp and dtype == torch.float16)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step(X: Tensor, y: Tensor) -> Tensor:
-        optimizer.zero_grad()
-        with torch.autocast(device_type, dtype=dtype, enabled=use_amp):
-            loss = loss_fn(model(X), y)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        return loss.detach()
-
-    step.scaler = scaler
-    return step
+    if precision == "fp32":
+        return Precision(device_type)
+    return Precision(device_type, dtype or autocast_dtype(device_type))
 
 
 def saved_for_backward_bytes(forward: Callable[[], Tensor], already_held: Iterable[Tensor] = ()) -> int:
@@ -113,20 +97,10 @@ def train(make_model: Callable[[], nn.Module], X: Tensor, y: Tensor, *, precisio
     device = resolve_device(device)
     torch.manual_seed(seed)
     model = make_model().to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    step = make_step(model, optimizer, device_type=device.type, precision=precision, dtype=dtype)
-    X, y = X.to(device), y.to(device)
-    amp_dtype = dtype or autocast_dtype(device.type)
-    run = PrecisionRun(precision, amp_dtype if precision == "amp" else torch.float32)
-    shuffle = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(X), generator=shuffle).to(device)
-        total = 0.0
-        for start in range(0, len(X), batch_size):
-            batch = order[start:start + batch_size]
-            total += step(X[batch], y[batch]) * len(batch)
-        run.losses.append(float(total) / len(X))
+    run_precision = step_precision(device.type, precision, dtype)
+    history = fit(model, (X.to(device), y.to(device)), optimizer=torch.optim.AdamW(model.parameters(), lr=lr),
+                  epochs=epochs, batch_size=batch_size, amp=run_precision, seed=seed)
+    run = PrecisionRun(precision, run_precision.dtype or torch.float32, history["train_loss"].tolist())
     if X_eval is None:
         X_eval, y_eval = X, y
     run.accuracy = accuracy(model, X_eval.to(device), y_eval.to(device))
@@ -140,7 +114,8 @@ def compare_precisions(make_model: Callable[[], nn.Module], X: Tensor, y: Tensor
     """fp32 vs amp on the same model and data: time per step, memory, final accuracy.
 
     One row per precision. Columns: dtype, step_s (median time of one
-    training step on a batch of `batch_size`), saved_bytes (kept for backward
+    training step on a batch of `batch_size`; its quartiles step_q1_s and
+    step_q3_s, step_runs timed blocks, torch's step_has_warnings), saved_bytes (kept for backward
     in one step, beyond weights and inputs), peak_bytes (CUDA's peak allocated in one step; NaN
     elsewhere), accuracy (after `epochs` epochs), final_loss, and step_speedup
     over fp32.
@@ -188,23 +163,28 @@ def _step_costs(model: nn.Module, X: Tensor, y: Tensor, precision: str, dtype: t
                 min_run_time: float) -> dict[str, float]:
     """Median step time, bytes saved for backward, and CUDA's peak allocation, for one batch."""
     device = X.device
-    step = make_step(model, torch.optim.AdamW(model.parameters(), lr=lr), device_type=device.type,
-                     precision=precision, dtype=dtype if precision == "amp" else None)
-    step(X, y)  # warm-up: allocates the optimizer state
-    timing = bench.mark(min_run_time=min_run_time, memory=False, **{precision: lambda: step(X, y)})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    run_precision = step_precision(device.type, precision, dtype if precision == "amp" else None)
+
+    def step():
+        return train_step(model, optimizer, X, y, precision=run_precision)
+
+    step()  # warm-up: allocates the optimizer state
+    timing = bench.mark(min_run_time=min_run_time, min_runs=5, memory=False, **{precision: step})
     with torch.autocast(device.type, dtype=dtype, enabled=precision == "amp"):
         saved = saved_for_backward_bytes(lambda: nn.functional.cross_entropy(model(X), y),
                                          already_held=[*model.parameters(), X])
-    return {"step_s": timing.loc[precision, "median_s"], "saved_bytes": saved,
-            "peak_bytes": _cuda_peak_bytes(step, X, y)}
+    timed = timing.loc[precision]
+    return {"step_s": timed["median_s"], "step_q1_s": timed["q1_s"], "step_q3_s": timed["q3_s"],
+            "step_runs": timed["runs"], "step_has_warnings": timed["has_warnings"], "saved_bytes": saved,
+            "peak_bytes": _cuda_peak_bytes(step, device)}
 
 
-def _cuda_peak_bytes(step: Callable, X: Tensor, y: Tensor) -> float:
-    device = X.device
+def _cuda_peak_bytes(step: Callable, device: torch.device) -> float:
     if device.type != "cuda":
         return float("nan")
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
-    step(X, y)
+    step()
     torch.cuda.synchronize(device)
     return float(torch.cuda.max_memory_allocated(device))

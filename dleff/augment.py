@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchvision.transforms import v2
 
 from dleff.data.images import mnist_split
+from dleff.train import accuracy, fit
 
 
 def mild_crop(size: int = 28, scale=(0.8, 1.0), ratio=(0.9, 1.1)) -> v2.RandomResizedCrop:
@@ -83,21 +83,13 @@ def small_cnn(num_classes: int = 10, image_size: int = 28) -> nn.Module:
 
 def train_and_validate(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, *,
                        epochs: int, lr: float = 1e-3) -> float:
-    """Train with Adam for `epochs` epochs and return the validation accuracy."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(epochs):
-        model.train()
-        for images, labels in train_loader:  # augmented, if the loader's dataset is `Augmented`
-            loss = F.cross_entropy(model(images), labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for images, labels in valid_loader:  # never augmented
-            correct += int((model(images).argmax(1) == labels).sum())
-    return correct / len(valid_loader.dataset)
+    """Train with Adam for `epochs` epochs (the course's loop, `dleff.train.fit`); the validation accuracy.
+
+    The training batches come augmented if the loader's dataset is `Augmented`;
+    the validation loader is read as it is. epochs=0 only evaluates.
+    """
+    fit(model, train_loader, epochs=epochs, optimizer="adam", lr=lr)
+    return accuracy(model, valid_loader)
 
 
 def invariance_experiment(n_train: int = 4000, n_valid: int = 1000, *, epochs: int = 3, seeds=(0,),

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
-import torch
 from torch import nn
 
 
@@ -112,12 +111,3 @@ def evaluating(model: nn.Module):
         yield model
     finally:
         model.train(was_training)
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
-    """Share of `labels` the model predicts right, in eval mode and in batches; its mode is restored after."""
-    with evaluating(model):
-        predictions = torch.cat([model(images[i:i + batch_size]).argmax(1)
-                                 for i in range(0, len(images), batch_size)])
-    return float((predictions == labels).float().mean())

@@ -26,6 +26,7 @@ from torch.optim.optimizer import _get_fused_kernels_supported_devices
 from dleff.data.sonar import load_sonar
 from dleff.devices import threads
 from dleff.models import MLP
+from dleff.train import fit
 
 IMPLEMENTATIONS = ("forloop", "foreach", "fused")
 
@@ -59,33 +60,6 @@ def _check_fused_support(params: list) -> None:
             )
 
 
-def fit_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor, *,
-               epochs: int, batch_size: int, seed: int = 0) -> list[float]:
-    """Plain mini-batch training with cross-entropy; returns the mean training loss of each epoch.
-
-    The batches are cut straight from the tensors (no DataLoader), so the time
-    measured is the model's and the optimizer's, not the data pipeline's.
-    """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
-    loss_fn = nn.CrossEntropyLoss()
-    shuffle = torch.Generator().manual_seed(seed)
-    model.train()
-    losses = []
-    for _ in range(epochs):
-        order = torch.randperm(len(X), generator=shuffle).to(X.device)
-        total = 0.0
-        for start in range(0, len(X), batch_size):
-            batch = order[start:start + batch_size]
-            optimizer.zero_grad()
-            loss = loss_fn(model(X[batch]), y[batch])
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(batch)
-        losses.append(float(total) / len(X))
-    return losses
-
-
 def train_mlp_sonar(implementation: str = "fused", *, epochs: int = 10, batch_size: int = 32,
                     hidden: Sequence[int] = (100, 100), lr: float = 1e-3, seed: int = 0,
                     device: str | torch.device = "cpu", num_threads: int | None = 1) -> list[float]:
@@ -102,7 +76,8 @@ def train_mlp_sonar(implementation: str = "fused", *, epochs: int = 10, batch_si
     model = MLP(X.shape[1], len(sonar.classes), hidden=hidden).to(device)
     optimizer = make_adamw(model.parameters(), implementation, lr=lr)
     with threads(num_threads or torch.get_num_threads()):
-        return fit_epochs(model, optimizer, X, y, epochs=epochs, batch_size=batch_size, seed=seed)
+        history = fit(model, (X, y), optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed)
+    return history["train_loss"].tolist()
 
 
 # ---------------------------------------------------------------- why the implementations differ

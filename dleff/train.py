@@ -16,17 +16,27 @@ is and add only what mlr3torch has and skorch lacks:
 efficiency switch ends up as a plain skorch constructor argument (`device`,
 `optimizer__fused`, `iterator_train__num_workers`, `iterator_train__pin_memory`,
 `compile`, `amp`), and `describe(net)` prints them, so nothing is hidden.
+
+Every training step in the course, the skorch learner's included, is
+`train_step` below, and every lesson that trains without skorch calls `fit`:
+one place shows what a step does (zero the gradients, forward and loss under
+autocast, backward through the GradScaler, optimizer step).
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from skorch import NeuralNetClassifier
 from skorch.callbacks import (
     Callback,
@@ -44,6 +54,7 @@ from skorch.utils import TeeGenerator
 
 from dleff import settings
 from dleff.devices import resolve_device
+from dleff.models import evaluating
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -52,16 +63,203 @@ OPTIMIZERS = {
 }
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# The course's one choice of autocast type per kind of device. CPUs have bf16 kernels and few fp16
+# ones. Every CUDA GPU runs fp16 (bf16 needs Ampere or newer). Apple's MPS runs fp16 autocast on
+# every macOS that torch supports, bf16 only from macOS 14 on.
+AUTOCAST_DTYPES = {"cpu": torch.bfloat16, "cuda": torch.float16, "mps": torch.float16}
 
 
 def amp_dtype(device_type: str, amp: bool | str = True) -> torch.dtype:
-    """The autocast dtype: bf16 on CPU (and MPS), fp16 on CUDA, unless `amp` names one."""
+    """The autocast dtype: bf16 on CPU, fp16 on CUDA and MPS (`AUTOCAST_DTYPES`), unless `amp` names one."""
     if isinstance(amp, str):
         if amp not in AMP_DTYPES:
             raise ValueError(f"amp must be True, False, 'bf16' or 'fp16', got {amp!r}")
         return AMP_DTYPES[amp]
-    # fp16 runs on every CUDA GPU (bf16 needs Ampere or newer); CPUs have bf16 kernels, few fp16 ones.
-    return torch.float16 if device_type == "cuda" else torch.bfloat16
+    if device_type not in AUTOCAST_DTYPES:
+        raise ValueError(f"no autocast type chosen for device {device_type!r}; use one of "
+                         f"{', '.join(AUTOCAST_DTYPES)}, or name the type: amp='bf16' or 'fp16'")
+    return AUTOCAST_DTYPES[device_type]
+
+
+# ---------------------------------------------------------------- the training step and loop
+
+
+@dataclass
+class Precision:
+    """How a step computes: in float32 (`dtype` None) or under autocast to `dtype`, with its GradScaler.
+
+    fp16 has a narrow range: small gradients underflow to zero unless the loss is
+    scaled up first, so fp16 gets an enabled GradScaler. bf16 has float32's range;
+    its scaler (like float32's) is disabled and passes everything through.
+    """
+
+    device_type: str
+    dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+    def __post_init__(self):
+        if self.scaler is None:
+            self.scaler = torch.amp.GradScaler(self.device_type, enabled=self.dtype == torch.float16)
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+
+def precision(device: str | torch.device, amp: bool | str = False) -> Precision:
+    """float32 (`amp=False`), the device's autocast type (`True`, see AUTOCAST_DTYPES), or "bf16"/"fp16"."""
+    device_type = torch.device(device).type
+    return Precision(device_type, amp_dtype(device_type, amp) if amp else None)
+
+
+def train_step(model: Callable, optimizer: torch.optim.Optimizer, X, y, *,
+               loss_fn: Callable = F.cross_entropy, precision: Precision | None = None,
+               on_gradients: Callable[[], None] | None = None):
+    """One optimisation step on one batch; returns the (loss, output), detached.
+
+    1. forget the last step's gradients; 2. forward and loss, under autocast
+    when `precision` says so; 3. backward, through the GradScaler (which
+    multiplies the loss for fp16 and is a no-op otherwise); 4. the optimizer
+    step (skipped by the scaler when an fp16 gradient overflowed).
+    Frozen parameters (requires_grad=False) get no gradient, and optimizers
+    skip parameters without one. `on_gradients()` runs between backward and the
+    step, on the true (unscaled) gradients: the place for gradient clipping.
+    """
+    if precision is None:
+        precision = Precision(X.device.type)
+    optimizer.zero_grad()
+    with precision.autocast():
+        output = model(X)
+        loss = loss_fn(output, y)
+    precision.scaler.scale(loss).backward()
+    if on_gradients is not None:
+        precision.scaler.unscale_(optimizer)
+        on_gradients()
+    precision.scaler.step(optimizer)
+    precision.scaler.update()
+    return loss.detach(), output.detach()
+
+
+def batches(data, batch_size: int, generator: torch.Generator | None = None) -> Iterable:
+    """(X, y) batches of `data`: an (X, y) pair of tensors, cut in `batch_size` rows (shuffled when a
+    `generator` is given), or anything that yields (X, y) batches itself, such as a DataLoader."""
+    if not isinstance(data, (tuple, list)):
+        yield from data
+        return
+    X, y = data
+    if len(X) != len(y):
+        raise ValueError(f"{len(X)} inputs but {len(y)} labels")
+    # Cut straight from the tensors, without a DataLoader: what is timed is the model and the optimizer.
+    order = torch.randperm(len(X), generator=generator).to(X.device) if generator is not None else None
+    for start in range(0, len(X), batch_size):
+        rows = order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
+        yield X[rows], y[rows]
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data, *, loss_fn: Callable = F.cross_entropy,
+             batch_size: int = 256) -> tuple[float, float]:
+    """(mean loss, accuracy) of `model` on `data` ((X, y) tensors or a loader), in eval mode and
+    float32; the model's mode is restored after."""
+    device = _device_of(model)
+    total_loss, correct, count = 0.0, 0, 0
+    with evaluating(model):
+        for X, y in batches(data, batch_size):
+            X, y = X.to(device), y.to(device)
+            output = model(X)
+            total_loss += float(loss_fn(output, y)) * len(y)  # the batch's mean loss, weighted by its size
+            correct += int((output.argmax(1) == y).sum())
+            count += len(y)
+    if count == 0:
+        raise ValueError("no data to evaluate on")
+    return total_loss / count, correct / count
+
+
+def accuracy(model: torch.nn.Module, data, labels: torch.Tensor | None = None, batch_size: int = 256) -> float:
+    """Share of labels the model predicts right (the course's one accuracy), in eval mode and in batches.
+
+    `accuracy(model, images, labels)` or `accuracy(model, loader)`; the model's mode is restored after.
+    """
+    return evaluate(model, data if labels is None else (data, labels), batch_size=batch_size)[1]
+
+
+def fit(model: torch.nn.Module, train, *, epochs: int, optimizer="adamw", lr: float = 1e-3,
+        batch_size: int = 32, valid=None, amp: bool | str | Precision = False, loss_fn: Callable = F.cross_entropy,
+        train_mode: bool = True, frozen_batchnorm: bool = False, patience: int = 0,
+        progress: bool = False, profiler=None, seed: int = 0) -> pd.DataFrame:
+    """Train `model` in place for `epochs` epochs; one row per epoch: epoch, train_loss (mean over the
+    epoch's batches), train_seconds, and with `valid` also valid_loss and valid_accuracy.
+
+    train, valid: (X, y) tensors (cut into shuffled batches of `batch_size`
+      with a generator seeded by `seed`) or a DataLoader, e.g. over an
+      augmented training set (`dleff.augment.Augmented`); `valid` is never augmented.
+    optimizer: "adam", "adamw", "sgd" (built with `lr` over the trainable
+      parameters), or a ready optimizer, e.g. `dleff.optim.make_adamw(...)`.
+    amp: mixed precision as in `precision` (autocast, GradScaler for fp16), or a `Precision`.
+    train_mode=False keeps the whole model in eval mode (a frozen backbone's
+      batch-norm statistics stay fixed); frozen_batchnorm=True does that for
+      the batch-norm layers only. Freeze parameters by setting requires_grad=False
+      (`dleff.transfer.freeze_backbone`); cached features are simply a `train` of features.
+    patience: stop after `patience` epochs without a lower valid_loss and restore
+      the best epoch's weights (`history.attrs["best_epoch"]`); 0 = off.
+    progress: a bar over epochs. profiler: a running `torch.profiler.profile`,
+      stepped after every training step (its schedule counts steps).
+    """
+    if epochs < 0 or batch_size < 1:
+        raise ValueError(f"epochs must be at least 0 and batch_size at least 1, got {epochs} and {batch_size}")
+    if patience and valid is None:
+        raise ValueError("Early stopping watches the validation loss: pass valid=(X_valid, y_valid) or patience=0.")
+    device = _device_of(model)
+    if isinstance(optimizer, str):
+        optimizer = _optimizer_class(optimizer)([p for p in model.parameters() if p.requires_grad], lr=lr)
+    step_precision = amp if isinstance(amp, Precision) else precision(device, amp)
+    shuffle = torch.Generator().manual_seed(seed)
+    rows, best = [], (math.inf, 0, None)
+    epoch_range = range(1, epochs + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epoch_range = tqdm(epoch_range, unit="epoch", desc="training")
+    for epoch in epoch_range:
+        model.train(train_mode)
+        if frozen_batchnorm:
+            for module in model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        start, total_loss, count = time.perf_counter(), 0.0, 0
+        for X, y in batches(train, batch_size, shuffle):
+            X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss, _ = train_step(model, optimizer, X, y, loss_fn=loss_fn, precision=step_precision)
+            total_loss += loss * len(y)  # a tensor: no wait for the device until the epoch ends
+            count += len(y)
+            if profiler is not None:
+                profiler.step()
+        row = {"epoch": epoch, "train_loss": float(total_loss) / max(count, 1),
+               "train_seconds": time.perf_counter() - start}
+        if valid is not None:
+            row["valid_loss"], row["valid_accuracy"] = evaluate(model, valid, loss_fn=loss_fn)
+        rows.append(row)
+        if progress and valid is not None:
+            epoch_range.set_postfix(valid_loss=f"{row['valid_loss']:.4f}", refresh=False)
+        if patience:
+            if row["valid_loss"] < best[0]:
+                best = (row["valid_loss"], epoch, {k: v.clone() for k, v in model.state_dict().items()})
+            elif epoch - best[1] >= patience:
+                break
+    if progress:
+        epoch_range.close()
+    history = pd.DataFrame(rows, columns=["epoch", "train_loss", "train_seconds"]
+                           + (["valid_loss", "valid_accuracy"] if valid is not None else []))
+    if patience and best[2] is not None:
+        model.load_state_dict(best[2])
+        history.attrs["best_epoch"] = best[1]
+    return history
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 class Learner(NeuralNetClassifier):
@@ -70,7 +268,7 @@ class Learner(NeuralNetClassifier):
     Parameters beyond skorch's:
       eval_freq: validate after every `eval_freq`-th epoch and after the last one
         (the seed's `eval_freq`); the history has validation scores only there.
-      amp: False (fp32), True (bf16 on CPU/MPS, fp16 with a GradScaler on CUDA),
+      amp: False (fp32), True (bf16 on CPU; fp16 with a GradScaler on CUDA and MPS),
         or "bf16" / "fp16" to choose the autocast dtype yourself.
       seed: seeds torch before the module is built, so a fit is repeatable.
     The criterion defaults to CrossEntropyLoss (the log-loss), so the module
@@ -138,38 +336,27 @@ class Learner(NeuralNetClassifier):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        device_type = self._device_type()
-        # fp16 has a narrow range: small gradients underflow to zero unless the loss is scaled up.
-        # bf16 has fp32's range and needs no scaler.
-        fp16 = bool(self.amp) and amp_dtype(device_type, self.amp) == torch.float16
-        self.grad_scaler_ = torch.amp.GradScaler(device_type) if fp16 else None
-
-    def train_step_single(self, batch, **fit_params):
-        if getattr(self, "grad_scaler_", None) is None:
-            return super().train_step_single(batch, **fit_params)
-        self._set_training(True)
-        Xi, yi = unpack_data(batch)
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        self.grad_scaler_.scale(loss).backward()
-        return {"loss": loss, "y_pred": y_pred}
+        self.precision_ = precision(self._device_type(), self.amp)
 
     def train_step(self, batch, **fit_params):
-        scaler = getattr(self, "grad_scaler_", None)
-        if scaler is None:
-            return super().train_step(batch, **fit_params)
-        # GradScaler cannot step an optimizer with a closure, so this step has none.
-        self._zero_grad_optimizer()
-        step = self.train_step_single(batch, **fit_params)
-        optimizers = [getattr(self, name + "_") for name in self._optimizers]
-        for optimizer in optimizers:
-            scaler.unscale_(optimizer)  # callbacks such as gradient clipping see the true gradients
-        self.notify("on_grad_computed", named_parameters=TeeGenerator(self.get_all_learnable_params()),
-                    batch=batch, training=True)
-        for optimizer in optimizers:
-            scaler.step(optimizer)  # skips the step when a gradient overflowed
-        scaler.update()
-        return step
+        # The course's one training step. `infer` applies the autocast too (for validation and
+        # predict); nested in the step's own autocast of the same type it changes nothing.
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        if len(self._optimizers) != 1:
+            raise ValueError(f"the course's learner steps one optimizer, this one has {self._optimizers}")
+
+        def notify_gradients():
+            self.notify("on_grad_computed", named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                        batch=batch, training=True)
+
+        loss, y_pred = train_step(partial(self.infer, **fit_params), self.optimizer_, Xi, yi,
+                                  loss_fn=partial(self._training_loss, X=Xi), precision=self.precision_,
+                                  on_gradients=notify_gradients)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _training_loss(self, y_pred, y_true, X):
+        return self.get_loss(y_pred, y_true, X=X, training=True)
 
 
 class EvalEpochScoring(EpochScoring):
@@ -449,7 +636,7 @@ def stopped_early(net) -> bool:
 
 
 __all__ = [
-    "AMP_DTYPES", "EarlyStopping", "EpochProgressBar", "EvalEpochScoring", "EvalPrintLog", "Learner",
-    "OPTIMIZERS", "Unfreeze", "amp_dtype", "best_epoch", "describe", "history_table", "make_learner",
-    "stopped_early",
+    "AMP_DTYPES", "AUTOCAST_DTYPES", "EarlyStopping", "EpochProgressBar", "EvalEpochScoring", "EvalPrintLog", "Learner",
+    "OPTIMIZERS", "Precision", "Unfreeze", "accuracy", "amp_dtype", "batches", "best_epoch", "describe",
+    "evaluate", "fit", "history_table", "make_learner", "precision", "stopped_early", "train_step",
 ]

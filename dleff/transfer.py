@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dleff.models import accuracy, evaluating
+from dleff import train as train_loop
+from dleff.models import evaluating
+from dleff.train import accuracy as accuracy  # the course's one accuracy; lesson 08 calls it from here
 
 BACKBONES = ("efficientnet_lite0", "resnet18")
 # Each backbone expects the normalisation its weights were trained with (mean, std per channel).
@@ -331,7 +333,8 @@ def mnist_target(n_train: int, n_valid: int, size: int = 64, backbone_name: str 
 
 def fit(model: nn.Module, train, valid, *, epochs: int, lr: float = 1e-3, batch_size: int = 32,
         frozen_backbone: bool = False, frozen_batchnorm: bool = False, seed: int = 0) -> pd.DataFrame:
-    """Train with AdamW and return one row per epoch: train seconds, train loss, validation accuracy.
+    """Train with AdamW (the course's loop, `dleff.train.fit`); one row per epoch: train seconds,
+    train loss, validation accuracy.
 
     `train` and `valid` are (images, labels) tensors. frozen_backbone=True trains
     the head only and keeps the backbone in eval mode (its batch-norm statistics
@@ -341,31 +344,12 @@ def fit(model: nn.Module, train, valid, *, epochs: int, lr: float = 1e-3, batch_
     trains: normalisation with the stored (e.g. ImageNet) statistics, as when the
     head was trained on cached features; the layers' scale and shift still learn.
     """
-    images, labels = train
-    generator = torch.Generator().manual_seed(seed)
     if frozen_backbone:
         freeze_backbone(model)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    rows = []
-    for epoch in range(1, epochs + 1):
-        model.train(not frozen_backbone)
-        if frozen_batchnorm:
-            for module in model.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
-        order = torch.randperm(len(images), generator=generator)
-        start, total_loss = time.perf_counter(), 0.0
-        for i in range(0, len(images), batch_size):
-            batch = order[i:i + batch_size]
-            loss = F.cross_entropy(model(images[batch]), labels[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * len(batch)
-        seconds = time.perf_counter() - start
-        rows.append({"epoch": epoch, "train_seconds": seconds, "train_loss": total_loss / len(images),
-                     "valid_accuracy": accuracy(model, *valid)})
-    return pd.DataFrame(rows)
+    history = train_loop.fit(model, train, valid=valid, epochs=epochs, optimizer="adamw", lr=lr,
+                             batch_size=batch_size, train_mode=not frozen_backbone,
+                             frozen_batchnorm=frozen_batchnorm, seed=seed)
+    return history[["epoch", "train_seconds", "train_loss", "valid_accuracy"]]
 
 
 def train_head(train_features, valid_features, num_classes: int, *, epochs: int = 20, lr: float = 1e-2,

@@ -55,6 +55,9 @@ def test_spread_keeps_every_class(files):
     assert len(chosen.paths) == 30
     assert set(chosen.labels.tolist()) == set(files.labels.tolist())
     assert loading.spread(files, 10_000) is files
+    for count in (1, 50, 119):  # 50 of 120: every second file, and no more than 50
+        assert len(loading.spread(files, count).paths) == count
+    assert loading.spread(files, 50).paths == files.paths[0:100:2]
     with pytest.raises(ValueError, match="positive"):
         loading.spread(files, 0)
 
@@ -70,14 +73,93 @@ def test_bandwidth_fraction_is_the_ratio_of_the_two_rates(variants):
     assert list(table.index) == ["memory_copy", "batched_fetch"]
     rates = table["gb_per_s"]
     assert fraction == pytest.approx(rates["batched_fetch"] / rates["memory_copy"])
-    by_size = loading.bandwidth_by_batch_size(images, labels, (16, 64), min_run_time=0.01)
-    assert list(by_size.index) == [16, 64] and (by_size["fraction_of_copy"] > 0).all()
+    # GB/s: bytes read plus written (twice the tensors' bytes) per median second, in units of 1e9
+    assert rates["memory_copy"] == pytest.approx(2 * images.nbytes / table.loc["memory_copy", "median_s"] / 1e9)
+    assert rates["batched_fetch"] == pytest.approx(
+        2 * (images.nbytes + labels.nbytes) / table.loc["batched_fetch", "median_s"] / 1e9)
+    assert (table["threads"] == 1).all()
+
+
+def test_bandwidth_by_batch_size_turns_medians_into_rates(variants, monkeypatch):
+    images, labels = variants["tensor"].images, variants["tensor"].labels
+    asked = {}
+
+    def known_medians(functions, min_run_time):
+        asked.update(names=list(functions), min_run_time=min_run_time, threads=torch.get_num_threads())
+        return {"copy": 0.5, 16: 2.0, 64: 1.0, 256: 0.8}
+
+    monkeypatch.setattr(loading, "_interleaved_medians", known_medians)
+    table = loading.bandwidth_by_batch_size(images, labels, min_run_time=0.1)
+    assert asked == {"names": ["copy", 16, 64, 256], "min_run_time": pytest.approx(0.4), "threads": 1}
+    copy_rate = 2 * images.nbytes / 0.5 / 1e9
+    fetched = 2 * (images.nbytes + labels.nbytes)
+    assert list(table.index) == [16, 64, 256]
+    assert table["fetch_gb_per_s"].tolist() == pytest.approx([fetched / m / 1e9 for m in (2.0, 1.0, 0.8)])
+    assert table["copy_gb_per_s"].tolist() == pytest.approx([copy_rate] * 3)
+    assert table["fraction_of_copy"].tolist() == pytest.approx((table["fetch_gb_per_s"] / copy_rate).tolist())
+
+
+class FakeClock:
+    """time.perf_counter that moves only when a function under test says how long it took."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+    def spend(self, seconds):
+        self.now += seconds
+
+
+def test_interleaved_medians_time_each_function_in_turns(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(loading.time, "perf_counter", clock)
+    calls = []
+    durations = iter([0.0, 0.0] + [1.0, 3.0, 1.0, 3.0, 9.0, 3.0] * 2)  # warm-ups, then rounds (a, b)
+
+    def timed(name):
+        def run():
+            calls.append(name)
+            clock.spend(next(durations))
+        return run
+
+    medians = loading._interleaved_medians({"a": timed("a"), "b": timed("b")}, min_run_time=0.0, min_rounds=5)
+    assert calls[:6] == ["a", "b", "a", "b", "a", "b"]  # one warm-up each, then turns
+    assert medians == {"a": 1.0, "b": 3.0}
+
+
+def test_cores_delivered_is_cores_times_alone_over_together(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(loading.time, "perf_counter", clock)
+    monkeypatch.setattr(loading, "cpu_cores", lambda: 4)
+    monkeypatch.setattr(loading, "_spin", lambda _=None: 2.0)  # one busy loop alone: 2 s
+
+    class HalfTheCoresPool:
+        """Four loops at once take 4 s: as if two cores were free."""
+
+        def __init__(self, processes):
+            assert processes == 4
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, items):
+            clock.spend(4.0)
+            return [2.0 for _ in items]
+
+    monkeypatch.setattr(loading.multiprocessing, "Pool", HalfTheCoresPool)
+    assert loading.cores_delivered() == pytest.approx(4 * 2.0 / 4.0)
 
 
 def test_workers_are_measured_against_zero_workers(variants):
     table = loading.measure_workers({"tensor": variants["tensor"]}, [0, 1], min_run_time=0.01)
     assert table["num_workers"].tolist() == [0, 1]
-    assert table["relative"].iloc[0] == 1
+    assert table["relative"].tolist() == pytest.approx((table["median_s"] / table["median_s"].iloc[0]).tolist())
+    assert table["items_per_s"].tolist() == pytest.approx((120 / table["median_s"]).tolist())
     with pytest.raises(ValueError, match="start with 0"):
         loading.measure_workers({"tensor": variants["tensor"]}, [1, 2])
 

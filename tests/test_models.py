@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from dleff.models import CNN, MLP, TensorCount, accuracy, count_buffers, count_parameters
+from dleff.models import CNN, MLP, TensorCount, count_buffers, count_parameters
+from dleff.train import accuracy
 
 
 def test_mlp_has_the_seed_layout_and_shapes():

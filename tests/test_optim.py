@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 import torch
 
@@ -5,7 +6,6 @@ from dleff.models import MLP
 from dleff.optim import (
     IMPLEMENTATIONS,
     count_ops,
-    fit_epochs,
     make_adamw,
     split_parameters,
     step_seconds_by_tensor_count,
@@ -32,21 +32,27 @@ def test_three_implementations_train_the_same():
     assert losses["forloop"][-1] < losses["forloop"][0]
 
 
+def test_the_defaults_are_the_seeds_set_up_on_one_thread(monkeypatch):
+    import dleff.optim as optim
+
+    seen = {}
+    real_fit = optim.fit
+
+    def recording_fit(model, data, **kwargs):
+        seen.update(threads=torch.get_num_threads(), hidden=model.hidden, batch_size=kwargs["batch_size"],
+                    epochs=kwargs["epochs"], lr=kwargs["optimizer"].defaults["lr"])
+        return real_fit(model, data, **kwargs)
+
+    monkeypatch.setattr(optim, "fit", recording_fit)
+    losses = train_mlp_sonar("forloop")
+    assert seen == {"threads": 1, "hidden": (100, 100), "batch_size": 32, "epochs": 10, "lr": 1e-3}
+    assert losses == train_mlp_sonar("forloop", seed=0)  # seed 0 by default
+
+
 def test_same_seed_same_losses_other_seed_other_losses():
     first = train_mlp_sonar("forloop", epochs=2, seed=1)
     assert train_mlp_sonar("forloop", epochs=2, seed=1) == first
     assert train_mlp_sonar("forloop", epochs=2, seed=2) != first
-
-
-def test_fit_epochs_learns_a_separable_problem():
-    torch.manual_seed(0)
-    X = torch.randn(200, 2)
-    y = (X[:, 0] > 0).long()
-    model = MLP(2, 2, hidden=(16,))
-    losses = fit_epochs(model, make_adamw(model.parameters(), "foreach", lr=0.05), X, y,
-                        epochs=20, batch_size=32)
-    assert losses[-1] < 0.2 < losses[0]
-    assert (model(X).argmax(1) == y).float().mean() > 0.95
 
 
 def test_errors_say_what_to_do():
@@ -82,3 +88,18 @@ def test_step_seconds_table_has_a_row_per_tensor_count():
     table = step_seconds_by_tensor_count([1, 4], total=256, min_run_time=0.01)
     assert list(table.index) == [1, 4] and list(table.columns) == list(IMPLEMENTATIONS)
     assert (table > 0).all().all()
+
+
+def test_step_seconds_default_to_2_to_the_16_numbers_on_one_thread(monkeypatch):
+    from dleff import bench
+
+    seen = []
+
+    def fake_mark(*, num_threads, **steps):
+        optimizer = steps["forloop"].__self__
+        seen.append((num_threads, sum(p.numel() for p in optimizer.param_groups[0]["params"])))
+        return pd.DataFrame({"median_s": [1.0] * len(steps)}, index=list(steps))
+
+    monkeypatch.setattr(bench, "mark", lambda min_run_time, memory, **kw: fake_mark(**kw))
+    table = step_seconds_by_tensor_count([4])
+    assert seen == [(1, 2**16)] and table.loc[4, "fused"] == 1.0

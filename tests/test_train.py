@@ -7,6 +7,7 @@ from sklearn.metrics import log_loss
 from skorch.callbacks import Callback
 from torch import nn
 
+from dleff import augment, optim, train, transfer
 from dleff.data.sonar import load_sonar
 from dleff.devices import cuda_available, threads
 from dleff.models import CNN, MLP
@@ -101,10 +102,13 @@ def test_switches_reach_skorch_and_are_visible(sonar):
     assert len(history_table(net)) == 2
 
 
-def test_unavailable_device_and_missing_validation_are_explained():
-    if not cuda_available():
-        with pytest.raises(ValueError, match="not available"):
-            sonar_learner(device="cuda")
+@pytest.mark.skipif(cuda_available(), reason="needs a machine without CUDA to ask for a missing GPU")
+def test_an_unavailable_device_is_explained():
+    with pytest.raises(ValueError, match="not available"):
+        sonar_learner(device="cuda")
+
+
+def test_missing_validation_and_unknown_optimizer_are_explained():
     with pytest.raises(ValueError, match="validate"):
         sonar_learner(validate=None, patience=3)
     with pytest.raises(ValueError, match="optimizer"):
@@ -122,7 +126,7 @@ def test_mixed_precision_trains_in_half_precision_and_predicts_in_fp32(sonar, am
 
     net = sonar_learner(epochs=3, eval_freq=1, amp=amp, callbacks=[RecordDtype()]).fit(X, y)
     assert set(seen) == {dtype}
-    assert (net.grad_scaler_ is not None) == (dtype == torch.float16)  # fp16 needs loss scaling
+    assert net.precision_.scaler.is_enabled() == (dtype == torch.float16)  # fp16 needs loss scaling
     assert np.isfinite(history_table(net)[["train_logloss", "valid_logloss"]].to_numpy()).all()
     proba = net.predict_proba(X[:5])
     assert proba.dtype == np.float32 and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
@@ -192,3 +196,157 @@ def test_unfreeze_rejects_a_head_that_matches_nothing(sonar):
                        callbacks=[Unfreeze(head="classifier.*", epochs=1)])
     with pytest.raises(ValueError, match="classifier"):
         net.fit(X, y)
+
+
+# ---------------------------------------------------------------- the one loop, in every lesson's configuration
+
+
+def tiny_images(n, seed):
+    """8x8 gray images; the label says whether the upper half is brighter than the lower half."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 1, 8, 8, generator=generator)
+    labels = (images[:, :, :4].mean((1, 2, 3)) > images[:, :, 4:].mean((1, 2, 3))).long()
+    return images, labels
+
+
+def tiny_model():
+    """The same tiny network for every configuration: a backbone with batch norm, and a head `fc`."""
+    torch.manual_seed(0)
+    return nn.Sequential(OrderedDict(
+        backbone=nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU()),
+        fc=nn.Linear(32, 2),
+    ))
+
+
+def adamw(implementation):
+    return lambda model: optim.make_adamw(model.parameters(), implementation, lr=0.01)
+
+
+def frozen(model):
+    transfer.freeze_backbone(model)
+    return model
+
+
+def cached_features(model, data):
+    return transfer.extract_features(model, data[0]), data[1]
+
+
+# lesson -> (how the model is prepared, fit's arguments); "train" is replaced by what the lesson trains on.
+CONFIGURATIONS = {
+    "03 adamw forloop": (None, dict(optimizer=adamw("forloop"))),
+    "03 adamw foreach": (None, dict(optimizer=adamw("foreach"))),
+    "03 adamw fused": (None, dict(optimizer=adamw("fused"))),
+    "05 autocast bf16": (None, dict(amp=True)),
+    "05 autocast fp16 + GradScaler": (None, dict(amp="fp16")),
+    "06 validation + early stopping": (None, dict(valid="valid", patience=3, progress=True)),
+    "08 frozen backbone": (frozen, dict(train_mode=False, lr=0.05)),
+    "08 frozen batch norm": (None, dict(frozen_batchnorm=True)),
+    "08 cached features": ("features", dict(lr=0.05)),
+    "09 augmented loader": ("augmented", dict(optimizer="adam")),
+}
+
+
+@pytest.mark.parametrize("configuration", CONFIGURATIONS)
+def test_the_one_loop_lowers_the_loss_in_every_lessons_configuration(configuration):
+    prepare, options = CONFIGURATIONS[configuration]
+    train_data, valid_data = tiny_images(256, seed=0), tiny_images(128, seed=1)
+    model = tiny_model()
+    options = dict(options)
+    if callable(options.get("optimizer")):
+        options["optimizer"] = options["optimizer"](model)
+    if options.get("valid") == "valid":
+        options["valid"] = valid_data
+    if prepare == "features":
+        model.eval()  # the backbone is fixed: its features are computed once
+        train_data = cached_features(model, train_data)
+        model = model.fc
+    elif prepare == "augmented":
+        crop = augment.mild_crop(8)  # keeps which half is brighter
+        train_data = torch.utils.data.DataLoader(augment.Augmented(*train_data, transform=crop), batch_size=32,
+                                                 shuffle=True, generator=torch.Generator().manual_seed(0))
+    elif prepare is not None:
+        model = prepare(model)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+
+    history = train.fit(model, train_data, epochs=8, **{"lr": 3e-3, **options})
+
+    losses = history["train_loss"]
+    assert losses.iloc[-1] < 0.8 * losses.iloc[0], losses.tolist()
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    if prepare is frozen:
+        assert changed == {"fc.weight", "fc.bias"}  # only the head learned
+    else:
+        assert changed == set(before)
+    if "valid" in options:
+        assert history["valid_accuracy"].iloc[-1] > 0.7
+
+
+def test_train_mode_and_frozen_batch_norm_keep_the_running_statistics():
+    data = tiny_images(64, seed=0)
+    for options, bn_moves in ((dict(), True), (dict(train_mode=False), False), (dict(frozen_batchnorm=True), False)):
+        model = tiny_model()
+        batch_norm = model.backbone[2]
+        train.fit(model, data, epochs=1, **options)
+        assert (batch_norm.num_batches_tracked.item() > 0) == bn_moves, options
+
+
+def test_early_stopping_restores_the_best_epoch():
+    model = tiny_model()
+    train_data, valid_data = tiny_images(64, seed=0), tiny_images(64, seed=1)
+    # A large learning rate overfits 64 images quickly: the validation loss turns up and training stops.
+    history = train.fit(model, train_data, valid=valid_data, epochs=200, lr=0.05, patience=3)
+    best = history.attrs["best_epoch"]
+    assert len(history) == best + 3 < 200
+    assert best == history.loc[history["valid_loss"].idxmin(), "epoch"]
+    assert train.evaluate(model, valid_data)[0] == pytest.approx(history["valid_loss"].min(), rel=1e-5)
+    with pytest.raises(ValueError, match="valid"):
+        train.fit(model, train_data, epochs=1, patience=3)
+
+
+def test_the_profiler_is_stepped_once_per_training_step():
+    model = tiny_model()
+    data = tiny_images(100, seed=0)  # 4 batches of 32, 32, 32, 4
+    schedule = torch.profiler.schedule(wait=1, warmup=1, active=2, repeat=1)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], schedule=schedule) as profiler:
+        train.fit(model, data, epochs=2, profiler=profiler)
+    assert profiler.step_num == 8
+    # The schedule's two active steps were recorded, each with a forward, a backward and an optimizer step.
+    assert [event.name for event in profiler.events() if event.name.startswith("ProfilerStep")] == ["ProfilerStep*"] * 2
+    names = {event.key for event in profiler.key_averages()}
+    assert {"aten::addmm", "AddmmBackward0", "Optimizer.step#AdamW.step"} <= names
+
+
+def test_the_learner_trains_through_the_one_step(sonar, monkeypatch):
+    X, y = sonar
+    calls = []
+
+    def counting_step(*args, **kwargs):
+        calls.append(kwargs["precision"].dtype)
+        return real_step(*args, **kwargs)
+
+    real_step = train.train_step
+    monkeypatch.setattr(train, "train_step", counting_step)
+    net = sonar_learner(epochs=2, batch_size=64, validate=None, amp=True).fit(X, y)
+    assert calls == [torch.bfloat16] * (2 * 4)  # 208 rows: 4 batches of 64 per epoch
+    assert len(net.history) == 2
+
+
+def test_accuracy_reads_tensors_and_loaders_alike():
+    model = tiny_model()
+    images, labels = tiny_images(50, seed=2)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=7)
+    predictions = model.eval()(images).argmax(1)
+    expected = float((predictions == labels).float().mean())
+    assert train.accuracy(model, images, labels) == pytest.approx(expected)
+    assert train.accuracy(model, loader) == pytest.approx(expected)
+
+
+@pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU here: the fp16 + GradScaler step runs on CUDA")
+def test_the_one_loop_on_cuda_scales_fp16_losses():
+    model = tiny_model().cuda()
+    images, labels = (t.cuda() for t in tiny_images(256, seed=0))
+    step_precision = train.precision("cuda", amp=True)
+    assert step_precision.dtype == torch.float16 and step_precision.scaler.is_enabled()
+    history = train.fit(model, (images, labels), epochs=8, lr=3e-3, amp=step_precision)
+    assert history["train_loss"].iloc[-1] < 0.8 * history["train_loss"].iloc[0]
+    assert step_precision.scaler.get_scale() > 1
