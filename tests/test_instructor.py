@@ -4,6 +4,7 @@ Each student stands for one way a submission goes wrong; the test checks every r
 grades.csv, the notes that explain the odd ones, and that a second run changes nothing.
 """
 
+import copy
 import csv
 import html
 import os
@@ -58,6 +59,38 @@ def right(student, variable):
     return classroom.key(Q, ROOT, student)[variable]
 
 
+def _index(notebook, grade_id):
+    return next(i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def copied_answer_cell(student):
+    """The answer cell copied with its metadata (nbgrader #1083); the answer written in the copy."""
+    notebook = classroom.blank(Q, ROOT, student)
+    answers = classroom.answers(Q, ROOT, student)
+    for grade_id, source in answers.items():
+        if grade_id != "answer_early_stopping":
+            notebook.cells[_index(notebook, grade_id)].source = source
+    at = _index(notebook, "answer_early_stopping")
+    duplicate = copy.deepcopy(notebook.cells[at])
+    duplicate.id = "pasted-copy"  # Jupyter gives a pasted cell an id of its own; the metadata comes along
+    duplicate.source = answers["answer_early_stopping"]
+    notebook.cells.insert(at + 1, duplicate)
+    return notebook
+
+
+def relabelled(student):
+    notebook = filled(student)
+    notebook.cells[_index(notebook, "answer_stop_epoch")].metadata.nbgrader["grade_id"] = "my_answer"
+    return notebook
+
+
+def moved_test_above_its_answer(student):
+    notebook = filled(student)
+    at = _index(notebook, "answer_nested_early_stopping")
+    notebook.cells[at], notebook.cells[at + 1] = notebook.cells[at + 1], notebook.cells[at]
+    return notebook
+
+
 def class_export(folder):
     return classroom.export(folder, {
         ("alice", QUIZ): filled("alice"),
@@ -82,6 +115,9 @@ def class_export(folder):
         ("nina", "zipped.zip"): classroom.zipped({f"folder/{QUIZ}": filled("nina")}),
         ("pat", QUIZ): filled("pat", {"answer_stop_epoch": 'quiz.ask("06-validation", "patience-stop-epoch")\n'
                                       f'answer_stop_epoch = {right("pat", "answer_stop_epoch")}\n'}),
+        ("quinn", QUIZ): copied_answer_cell("quinn"),
+        ("rosa", QUIZ): relabelled("rosa"),
+        ("sam", QUIZ): moved_test_above_its_answer("sam"),
     })
 
 
@@ -101,7 +137,11 @@ EXPECTED = {  # student: (autograded score, a phrase its note must contain or ""
     "leo": (1.0, "kernel died"),
     "mallory": (0.0, ""),
     "nina": (FULL_AUTO, ""),
-    "pat": (FULL_AUTO, ""),  # a quiz widget in a graded notebook neither hangs nor breaks grading
+    "pat": (FULL_AUTO, ""),
+    # innocent slips: repaired from the released quiz, graded, and explained
+    "quinn": (FULL_AUTO, "appeared 2 times"),
+    "rosa": (FULL_AUTO, "grading label changed"),
+    "sam": (FULL_AUTO, "put back in order"),  # a quiz widget in a graded notebook neither hangs nor breaks grading
 }
 
 
@@ -196,3 +236,29 @@ def test_collect_needs_a_folder(released_course):
     result = subprocess.run([sys.executable, "-m", "dleff_instructor.grading", "collect", "/nonexistent/export"],
                             cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "FROM=" in result.stdout + result.stderr
+
+
+def test_grader_state_is_backed_up_and_never_half_written(tmp_path, monkeypatch):
+    import sqlite3
+
+    from dleff_instructor import grading
+
+    with sqlite3.connect(tmp_path / "gradebook.db") as db:
+        db.execute("create table grade (student text, score real)")
+        db.execute("insert into grade values ('alice', 4.0)")
+    grading.save_notes(tmp_path, {"alice/01-devices": "a note"})
+    copy = grading.backup(tmp_path)
+    with sqlite3.connect(copy / "gradebook.db") as db:
+        assert db.execute("select * from grade").fetchall() == [("alice", 4.0)]
+    assert grading.load_notes(copy) == {"alice/01-devices": "a note"}
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        grading.save_notes(tmp_path, {"bob/01-devices": "never written"})
+    assert grading.load_notes(tmp_path) == {"alice/01-devices": "a note"}
+    (tmp_path / grading.NOTES_FILE).write_text("")
+    with pytest.raises(SystemExit, match="backups"):
+        grading.load_notes(tmp_path)
