@@ -179,6 +179,8 @@ def split_hidden(source: str) -> tuple[str, list[HiddenCheck]]:
             if not isinstance(call, ast.Call) or name not in CHECKS:
                 raise ValueError(f"hidden tests may only call quiz.{'/'.join(CHECKS)}, found: "
                                  f"{ast.unparse(statement)}")
+            if call.keywords:  # an instructor's `tolerance=0.1` would otherwise be lost without a word
+                raise ValueError(f"hidden tests take positional arguments only, found: {ast.unparse(statement)}")
             checks.append(HiddenCheck(name, tuple(ast.literal_eval(arg) for arg in call.args)))
     visible = HIDDEN_BLOCK.sub("", source).rstrip()
     return visible, checks
