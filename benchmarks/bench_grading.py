@@ -1,6 +1,14 @@
-"""Grading throughput: a generated class of 30 students over every released quiz."""
+"""Grading throughput: a generated class of 30 students over every released quiz, sandboxed and not.
 
-import re
+The same class is graded twice in one run, in two fresh copies of the course: once with every
+kernel in its sandbox (what `make autograde` does) and once without (`UNSAFE=1`), so the
+sandbox's cost is a side-by-side figure. Each notebook's time is split into kernel start
+(sandbox and kernel up, ready to run), the first cell (mostly imports), all cells, and
+judging the hidden checks outside the kernel.
+"""
+
+import json
+import os
 import shutil
 import tempfile
 import time
@@ -13,38 +21,108 @@ from dleff.paths import course_root
 from dleff_instructor import classroom, grading
 from dleff_instructor.release import nbgrader, quiz_ids
 
-STUDENTS = 30
+STUDENTS = int(os.environ.get("DLEFF_BENCH_STUDENTS", 30))  # fewer for a quick look; the figure is for 30
+QUIZZES = os.environ.get("DLEFF_BENCH_QUIZZES", "").split(",") if os.environ.get("DLEFF_BENCH_QUIZZES") else None
+PHASES = ["start", "first_cell", "cells", "judging", "total"]
+
+
+def kernel_starts(repeats: int = 8) -> pd.DataFrame:
+    """Seconds to start a kernel, import torch and dleff, and shut it down: sandboxed and not, alternating."""
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from dleff_instructor import sandbox
+
+    async def once(sandboxed: bool) -> dict:
+        began = time.perf_counter()
+        if sandboxed:
+            box = sandbox.Sandbox(course_root(), sandbox.Limits(), sandbox.check_available())
+            manager = sandbox.SandboxedKernelManager(sandbox=box)
+        else:
+            manager = AsyncKernelManager(kernel_name="python3")
+        await manager.start_kernel()
+        client = manager.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=120)
+        ready = time.perf_counter()
+        await client.execute_interactive("import torch, dleff.quiz", timeout=120)
+        imported = time.perf_counter()
+        client.stop_channels()
+        await manager.shutdown_kernel(now=True)
+        return {"sandboxed": sandboxed, "start": ready - began, "imports": imported - ready,
+                "shutdown": time.perf_counter() - imported, "total": time.perf_counter() - began}
+
+    rows = [asyncio.run(once(sandboxed)) for _ in range(repeats) for sandboxed in (True, False)]
+    return pd.DataFrame(rows)
+
+
+def _course(scratch: Path, name: str) -> Path:
+    root = scratch / name
+    root.mkdir()
+    for folder in ("solutions", "quizzes"):
+        shutil.copytree(course_root() / folder, root / folder)
+    for quiz_id in quiz_ids(root):  # registers each quiz in this course's gradebook
+        nbgrader("generate_assignment", quiz_id, "--force", root=root)
+    return root
+
+
+def _grade(root: Path, export: Path, unsafe: bool, times: Path) -> float:
+    grading.collect(export, root)
+    start = time.perf_counter()
+    grading.autograde(root, unsafe=unsafe, times=times)
+    return time.perf_counter() - start
 
 
 def main(out_dir: Path) -> None:
+    starts = kernel_starts()
+    starts.to_csv(out_dir / "grading-kernel-starts.csv", index=False)
+    start_quartiles = starts.groupby("sandboxed")[["start", "imports", "shutdown", "total"]].quantile(
+        [0.25, 0.5, 0.75]).unstack()
+    print(start_quartiles.round(3).to_string())
+    box, bare = starts.loc[starts["sandboxed"], "total"], starts.loc[~starts["sandboxed"], "total"]
+    overhead = box.median() - bare.median()
+    bench.record("grading.sandbox_overhead_per_kernel_s", overhead, "s",
+            spread=(min(overhead, box.quantile(0.25) - bare.quantile(0.75)),
+                    max(overhead, box.quantile(0.75) - bare.quantile(0.25))),
+            note=f"start + import torch and dleff + shutdown, median of {len(box)} sandboxed minus "
+                 f"{len(bare)} unsandboxed runs, alternating; spread from the quartiles")
     with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch) / "course"
-        root.mkdir()
-        for folder in ("solutions", "quizzes"):
-            shutil.copytree(course_root() / folder, root / folder)
-
-        for quiz_id in quiz_ids(root):  # registers each quiz in this course's gradebook
-            nbgrader("generate_assignment", quiz_id, "--force", root=root)
-        export = classroom.generated_class(Path(scratch) / "export", students=STUDENTS, root=root)
-        grading.collect(export, root)
-        # As `make autograde` does it: every quiz at once, one nbgrader process per quiz, cores shared.
-        start = time.perf_counter()
-        log = grading.autograde(root)
-        total = time.perf_counter() - start
-        rows = [{"quiz": quiz_id, "seconds": float(seconds)}
-                for quiz_id, seconds in (re.fullmatch(r"(\S+): autograded in (\d+) s", line).groups()
-                                         for line in log if " autograded in " in line)]
-        grading.grades(root)
-        scores = pd.read_csv(root / "grades.csv")
-    table = pd.DataFrame(rows)
-    table["seconds_per_student"] = table["seconds"] / STUDENTS
-    table.to_csv(out_dir / "grading.csv", index=False)
-    (out_dir / "grading.md").write_text(table.round(2).to_markdown(index=False))
-    per_minute = STUDENTS / (total / 60)
-    once = "one class graded once (a run takes minutes)"
-    bench.record("grading.students_per_minute", per_minute, "students/min", spread=None, note=once)
-    bench.record("grading.class_of_30_seconds", total, "s", spread=None, note=once)
-    print(table.round(2).to_string(index=False))
-    print("seconds: each quiz's nbgrader run, while the others ran beside it")
-    print(f"{STUDENTS} students x {len(rows)} quizzes in {total:.0f} s: {per_minute:.1f} students per minute; "
-          f"mean score {scores['score'].mean():.2f}")
+        scratch = Path(scratch)
+        sandboxed_root, unsafe_root = _course(scratch, "sandboxed"), _course(scratch, "unsafe")
+        export = classroom.generated_class(scratch / "export", students=STUDENTS, root=sandboxed_root,
+                                           quizzes=QUIZZES)
+        quizzes = len(QUIZZES or quiz_ids(sandboxed_root))
+        totals = {}
+        for mode, root in (("sandboxed", sandboxed_root), ("unsandboxed", unsafe_root)):
+            totals[mode] = _grade(root, export, mode == "unsandboxed", scratch / "times.jsonl")
+        grading.grades(sandboxed_root)
+        grading.grades(unsafe_root)
+        same = pd.read_csv(sandboxed_root / "grades.csv").equals(pd.read_csv(unsafe_root / "grades.csv"))
+        times = pd.DataFrame([json.loads(line) for line in (scratch / "times.jsonl").read_text().splitlines()])
+    times["mode"] = times["sandboxed"].map({True: "sandboxed", False: "unsandboxed"})
+    split = times.groupby(["mode", "quiz"])[PHASES].median().round(2)
+    split.to_csv(out_dir / "grading.csv")
+    quartiles = times.groupby("mode")[PHASES].quantile([0.25, 0.5, 0.75]).unstack()
+    (out_dir / "grading.md").write_text(split.to_markdown() + "\n\nPer notebook, quartiles (s):\n\n"
+                                        + quartiles.round(2).to_markdown() + "\n")
+    for mode, seconds in totals.items():
+        per_minute = STUDENTS / (seconds / 60)
+        suffix = "" if mode == "sandboxed" else "_unsandboxed"
+        note = f"one class of {STUDENTS} x {quizzes} quizzes graded once; no repeat, so no spread"
+        bench.record(f"grading.students_per_minute{suffix}", per_minute, "students/min", spread=None, note=note)
+        bench.record(f"grading.class_of_{STUDENTS}_seconds{suffix}", seconds, "s", spread=None, note=note)
+    for phase in ("start", "total"):
+        box = times.loc[times["mode"] == "sandboxed", phase]
+        bare = times.loc[times["mode"] == "unsandboxed", phase]
+        overhead = box.median() - bare.median()
+        low = box.quantile(0.25) - bare.quantile(0.75)
+        high = box.quantile(0.75) - bare.quantile(0.25)
+        bench.record(f"grading.sandbox_overhead_{phase}_s", overhead, "s",
+                     spread=(min(low, overhead), max(high, overhead)),
+                     note="median sandboxed minus median unsandboxed per notebook; spread from the quartiles")
+    print(quartiles.round(2).to_string())
+    for mode, seconds in totals.items():
+        print(f"{mode}: {STUDENTS} students x {quizzes} quizzes in {seconds:.0f} s: "
+              f"{STUDENTS / (seconds / 60):.1f} students per minute")
+    print("same grades sandboxed and not:", same)

@@ -1,10 +1,14 @@
-"""Question banks, the self-check widgets of the lessons, and the checks graded quizzes use.
+"""Two kinds of question, kept apart: the lessons' self-checks and the graded quizzes' questions.
 
-A question lives once, in its section's bank (`quizzes/banks/<section>.json`).
-The bank never holds a plain answer: it holds a salted hash of the answer and
-the explanation encrypted with a key derived from the answer, so the widget
-can confirm a right answer and only then reveal the explanation. Plain
-answers exist only in the hidden tests under `solutions/`.
+Self-checks live in their section's bank (`quizzes/banks/<section>.json`) with a salted hash
+of the answer and the explanation encrypted with a key derived from it, so the lesson's widget
+can confirm a right answer, reveal the explanation and allow retries.
+
+Graded questions are never in a bank. Their prompts and options are in the quiz notebook,
+their answers only in the hidden tests under `solutions/`, judged by the grader outside the
+student's kernel. The helpers at the end of this module show a student *their* variant
+(options in their own order, numbers drawn for them, see `dleff.variants`) and check only the
+*form* of an answer: nothing here can tell whether a graded answer is right.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import hashlib
 import html
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dleff import variants
 from dleff.paths import course_root
 
 KINDS = ("single", "multiple", "number", "text", "code")
@@ -105,20 +111,6 @@ class Question:
         if not self.is_correct(answer):
             raise ValueError("the explanation opens only with the right answer")
         return unseal(self.sealed_explanation, self.salt, self.id, self.kind, answer)
-
-    def check_form(self, answer) -> None:
-        """Raise an error that says what shape of answer is expected (never whether it is right)."""
-        if self.kind in ("single", "multiple"):
-            keys = [answer] if self.kind == "single" and isinstance(answer, str) else answer
-            normalize(self.kind, answer)  # raises a TypeError that names the expected type
-            unknown = [key for key in keys if key.strip().upper() not in self.choices]
-            if unknown:
-                raise ValueError(
-                    f"{self.qualified_id}: {unknown} not among the choices {sorted(self.choices)}"
-                )
-        elif self.kind in ("number", "text"):
-            normalize(self.kind, answer)
-
 
     def as_html(self, note: str = "") -> str:
         """The question without its answer, for quizzes and pages rendered without a kernel."""
@@ -285,73 +277,142 @@ class QuizWidget:
         return bundle
 
 
-def show(qualified_id: str) -> Question:
-    """Display a bank question (prompt and choices, never the answer) in a graded quiz."""
-    return find_question(qualified_id)
-
-
 def ask(section: str, question_id: str) -> QuizWidget:
     """The lesson's quiz box for one question of the section's bank."""
     return QuizWidget(load_bank(section)[question_id])
 
 
-# ---------------------------------------------------------------- graded-quiz checks
+
+# ---------------------------------------------------------------- graded quizzes: the student's variant
 
 
-def check_form(qualified_id: str, answer) -> None:
-    """Visible test of a graded answer cell: right shape, without saying whether it is right."""
-    find_question(qualified_id).check_form(answer)
+class QuizError(Exception):
+    """A mistake in how a quiz cell was used: shown as one line, without a traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows these lines instead of a traceback
+        return [f"\N{HEAVY BALLOT X} {self}"]
 
 
-def _caller_namespace() -> dict:
-    """The names visible where the test was written (a notebook's globals, or a function's)."""
-    frame = sys._getframe(2)
-    return {**frame.f_globals, **frame.f_locals}
+STUDENT_ENV = "JUPYTERHUB_USER"
+GRADED_STUDENT_ENV = "DLEFF_GRADED_STUDENT"  # set by the grader: the submission folder's student
+_student: dict[str, str] = {}
 
 
-DEFAULT_TOLERANCE = 1e-6
+def start(quiz_id: str, student_id: str = "") -> None:
+    """First cell of a graded quiz: whose variant (option order, numbers) this notebook shows.
 
-
-def answers_match(question: Question, given, expected) -> bool:
-    """A graded answer equals the expected one, after normalising both the bank's way."""
-    try:
-        return normalize(question.kind, given) == normalize(question.kind, expected)
-    except (TypeError, ValueError):
-        return False
-
-
-def values_match(given, expected, tolerance: float = DEFAULT_TOLERANCE) -> bool:
-    """Plain data equal, numbers within `tolerance` (tuples and lists alike)."""
-    return _plain_equal(to_plain(given), to_plain(expected), tolerance)
-
-
-def expect_answer(qualified_id: str, variable: str, expected) -> None:
-    """Hidden test: the student's `variable` is the right answer to a bank question.
-
-    When a quiz is autograded, `dleff_instructor.grading` judges this call outside the
-    student's kernel; running it in the kernel is for checking solutions.
+    The id written in the cell wins; left empty, the grader's submission folder (when grading) or
+    the JupyterHub login (when working) names the student.
     """
-    question = find_question(qualified_id)
-    namespace = _caller_namespace()
+    fallback = os.environ.get(GRADED_STUDENT_ENV) or os.environ.get(STUDENT_ENV, "")
+    chosen = variants.normalize_student(student_id or fallback)
+    if not chosen:
+        _student.clear()
+        raise QuizError("write your student id between the quotes (as your instructor spells it) and run "
+                        "this cell again: your options and numbers are drawn for it")
+    _student.update(quiz=quiz_id, student=chosen)
+    print(f"Quiz {quiz_id} for student {chosen!r}: your options and numbers are drawn for this id. "
+          "Hand the quiz in under the same id.")
+
+
+def student_id() -> str:
+    """The id this notebook was started with ('' before `start`)."""
+    return _student.get("student", "")
+
+
+def _variant_of(question_id: str) -> tuple[str, str, str]:
+    if not _student:
+        raise QuizError("no student id yet: run the first code cell of the quiz with your id, then this one")
+    return _student["quiz"], question_id, _student["student"]
+
+
+class Shown(str):
+    """Text shown as Markdown in a notebook (code in backticks renders as code) and plain elsewhere."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def options(question_id: str, choices: list[str]) -> Shown:
+    """This student's options of a graded question, lettered in their own order."""
+    shown = variants.order(choices, *_variant_of(question_id))
+    return Shown("\n".join(f"- **{letter}.** {text}" for letter, text in zip(variants.LETTERS, shown)))
+
+
+def letter_of(question_id: str, choices: list[str], option: str) -> str:
+    """The letter under which this notebook's student sees `option` (for worked solutions)."""
+    return variants.letter_of(option, choices, *_variant_of(question_id))
+
+
+class Numbers(dict):
+    """This student's numbers of a graded question, shown as one line."""
+
+    def _repr_markdown_(self) -> str:
+        return "Your numbers: " + ", ".join(f"`{name}` = {value}" for name, value in self.items())
+
+
+def numbers(question_id: str, **choices: list) -> Numbers:
+    """Draw this student's numbers, one per name from its list of possible values."""
+    return Numbers(variants.draw(choices, *_variant_of(question_id)))
+
+
+# ---------------------------------------------------------------- graded quizzes: form checks
+
+
+def _given(variable: str):
+    """The value of `variable` where the check was called (a notebook's globals), or a one-line error."""
+    frame = sys._getframe(2)
+    namespace = {**frame.f_globals, **frame.f_locals}
     if variable not in namespace:
-        raise AssertionError(f"{qualified_id}: no variable `{variable}`; was its answer cell deleted?")
-    if not answers_match(question, namespace[variable], expected):
-        raise AssertionError(f"{qualified_id}: the answer in `{variable}` is not right.")
+        raise QuizError(f"`{variable}` is not set yet: write your answer in the cell above, run it, then run "
+                        "this cell")
+    return namespace[variable]
 
 
-def expect_value(expression: str, expected, tolerance: float = DEFAULT_TOLERANCE) -> None:
-    """Hidden test of a code exercise: `expression`, evaluated in the notebook, gives `expected`."""
-    namespace = _caller_namespace()
-    try:
-        given = eval(expression, namespace)  # noqa: S307 - the instructor's own test expression
-    except Exception as error:  # the student's code failed: say so in plain words
-        raise AssertionError(f"`{expression}` raised {type(error).__name__}: {error}") from None
-    if not values_match(given, expected, tolerance):
-        raise AssertionError(f"`{expression}` does not give the expected result.")
+def _confirmed(message: str) -> None:
+    print(f"\N{HEAVY CHECK MARK} {message}; graded later.")
+
+
+def check_choice(variable: str, letters: str) -> None:
+    """Visible test of a one-letter answer: a string that is one of `letters` (never whether it is right)."""
+    given = _given(variable)
+    span = f"{letters[0]}-{letters[-1]}"
+    if not isinstance(given, str) or given.strip().upper() not in letters:
+        raise QuizError(f"`{variable}` must be one of the letters {span} as a string, e.g. \"{letters[0]}\", "
+                        f"not {given!r}")
+    _confirmed(f"{given.strip().upper()!r} is one of {span}")
+
+
+def check_choices(variable: str, letters: str) -> None:
+    """Visible test of a several-letter answer: a list of distinct letters among `letters`."""
+    given = _given(variable)
+    span = f"{letters[0]}-{letters[-1]}"
+    if isinstance(given, str) or not isinstance(given, (list, tuple, set)) or not all(
+            isinstance(key, str) and key.strip().upper() in letters for key in given):
+        raise QuizError(f"`{variable}` must be a list of letters among {span}, e.g. [\"{letters[0]}\"], "
+                        f"not {given!r}")
+    chosen = sorted({key.strip().upper() for key in given})
+    _confirmed(f"{chosen} are among {span}")
+
+
+def check_number(variable: str) -> None:
+    """Visible test of a numeric answer: a finite number."""
+    given = _given(variable)
+    if isinstance(given, bool) or not isinstance(given, (int, float)) or not math.isfinite(given):
+        raise QuizError(f"`{variable}` must be a finite number, e.g. 42 or 0.5, not {given!r}")
+    _confirmed(f"{given!r} is a number")
+
+
+def check_function(name: str) -> None:
+    """Visible test of an answer written as a function: it exists and can be called."""
+    given = _given(name)
+    if not callable(given):
+        raise QuizError(f"`{name}` must be a function (def {name}(...): ...), not {given!r}")
+    _confirmed(f"`{name}` is a function")
 
 
 def to_plain(value):
-    """Tensors, arrays and containers as plain Python data."""
+    """Tensors, arrays and containers as plain Python data (what the grader reads from a kernel)."""
     if hasattr(value, "detach"):
         value = value.detach().cpu()
     if hasattr(value, "tolist"):
@@ -359,25 +420,5 @@ def to_plain(value):
     if isinstance(value, (list, tuple)):
         return [to_plain(item) for item in value]
     if isinstance(value, dict):
-        return {key: to_plain(item) for key, item in value.items()}
+        return {key.item() if hasattr(key, "item") else key: to_plain(item) for key, item in value.items()}
     return value
-
-
-def _plain_equal(a, b, tolerance: float) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_plain_equal(x, y, tolerance) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_plain_equal(a[k], b[k], tolerance) for k in a)
-    return type(a) is type(b) and a == b
-
-
-def _well_formed(kind: str, answer) -> bool:
-    try:
-        normalize(kind, answer)
-    except (TypeError, ValueError):
-        return False
-    return True

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 
+from dleff_instructor.checks import HiddenCheck, split_hidden
 from dleff_instructor.release import quiz_ids
 
 MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
@@ -27,21 +28,60 @@ def _grade_id(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
-def answers(quiz_id: str, root: Path) -> dict[str, str]:
-    """The solution's answer cells, as a student who got everything right would write them."""
-    source = nbformat.read(root / "solutions" / quiz_id / f"{quiz_id}-quiz.ipynb", as_version=4)
-    return {_grade_id(c): MARK_SCHEME.sub("My explanation.", MARKERS.sub("", c.source)) for c in source.cells
-            if c.metadata.get("nbgrader", {}).get("solution")}
+STUDENT_CELL = re.compile(r'quiz\.start\("([^"]+)", "[^"]*"\)')
 
 
-def blank(quiz_id: str, root: Path) -> nbformat.NotebookNode:
-    return nbformat.read(root / "quizzes" / quiz_id / f"{quiz_id}-quiz.ipynb", as_version=4)
+def _solution(quiz_id: str, root: Path) -> nbformat.NotebookNode:
+    return nbformat.read(root / "solutions" / quiz_id / f"{quiz_id}-quiz.ipynb", as_version=4)
 
 
-def filled(quiz_id: str, overrides: dict[str, str] | None = None, *, root: Path) -> nbformat.NotebookNode:
-    """The student quiz with every answer cell filled in; `overrides` replaces chosen cells."""
-    notebook = blank(quiz_id, root)
-    sources = {**answers(quiz_id, root), **(overrides or {})}
+def hidden_checks(quiz_id: str, root: Path) -> dict[str, list[HiddenCheck]]:
+    """The hidden checks of each test cell of the quiz's solution, by grade id."""
+    return {_grade_id(c): split_hidden(c.source)[1] for c in _solution(quiz_id, root).cells
+            if c.cell_type == "code" and "BEGIN HIDDEN TESTS" in c.source}
+
+
+def key(quiz_id: str, root: Path, student: str) -> dict[str, object]:
+    """`student`'s right answers, {answer variable: letter, letters or number}, derived as the grader does."""
+    return {check.arguments[1]: check.expected(student)
+            for checks in hidden_checks(quiz_id, root).values() for check in checks
+            if check.expected(student) is not None}
+
+
+def answers(quiz_id: str, root: Path, student: str | None = None) -> dict[str, str]:
+    """The answer cells of a student who got everything right.
+
+    With a `student`, choice and number answers are that student's own letters and values (what a
+    student writes: literals); code answers are the solution's code.
+    """
+    own = key(quiz_id, root, student) if student else {}
+    cells = {}
+    for cell in _solution(quiz_id, root).cells:
+        if not cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        grade_id = _grade_id(cell)
+        if grade_id in own:
+            cells[grade_id] = f"{grade_id} = {own[grade_id]!r}\n"
+        else:
+            cells[grade_id] = MARK_SCHEME.sub("My explanation.", MARKERS.sub("", cell.source))
+    return cells
+
+
+def blank(quiz_id: str, root: Path, student: str | None = None) -> nbformat.NotebookNode:
+    """The quiz as released; with a `student`, their id written into the first cell."""
+    notebook = nbformat.read(root / "quizzes" / quiz_id / f"{quiz_id}-quiz.ipynb", as_version=4)
+    if student:
+        for cell in notebook.cells:
+            if cell.cell_type == "code" and STUDENT_CELL.search(cell.source):
+                cell.source = STUDENT_CELL.sub(f'quiz.start("\\1", "{student}")', cell.source)
+    return notebook
+
+
+def filled(quiz_id: str, overrides: dict[str, str] | None = None, *, root: Path,
+           student: str = "s000") -> nbformat.NotebookNode:
+    """`student`'s quiz with every answer cell right for their variant; `overrides` replaces chosen cells."""
+    notebook = blank(quiz_id, root, student)
+    sources = {**answers(quiz_id, root, student), **(overrides or {})}
     for cell in notebook.cells:
         if _grade_id(cell) in sources:
             cell.source = sources[_grade_id(cell)]
@@ -62,23 +102,22 @@ def edited(notebook: nbformat.NotebookNode, grade_id: str, source: str) -> nbfor
     return changed
 
 
-def wrong_choice(quiz_id: str, root: Path) -> dict[str, str]:
-    """Overrides that answer every single-choice question with a wrong key."""
-    from dleff.quiz import load_bank
-
-    bank = load_bank(quiz_id, root / "quizzes" / "banks")
+def wrong_choice(quiz_id: str, root: Path, student: str = "s000") -> dict[str, str]:
+    """Overrides that answer every one-letter question of `student`'s variant with a wrong letter."""
     overrides = {}
-    for grade_id, source in answers(quiz_id, root).items():
-        match = re.fullmatch(r"\s*(answer_\w+) = \"(\w)\"\s*", source)
-        if not match:
-            continue
-        variable, right = match.groups()
-        question = next((q for q in bank.questions.values() if q.kind == "single" and right in q.choices
-                         and q.is_correct(right)), None)
-        if question:
-            wrong = next(key for key in question.choices if key != right)
-            overrides[grade_id] = f'{variable} = "{wrong}"\n'
+    for checks in hidden_checks(quiz_id, root).values():
+        for check in checks:
+            if check.kind == "expect_choice":
+                variable, options = check.arguments[1], check.arguments[3]
+                right = check.expected(student)
+                wrong = next(letter for letter in "ABCDEFGH"[:len(options)] if letter != right)
+                overrides[variable] = f'{variable} = "{wrong}"\n'
     return overrides
+
+
+def copied(quiz_id: str, root: Path, student: str, neighbour: str) -> nbformat.NotebookNode:
+    """`student`'s quiz holding the answers that were right for `neighbour` (a copied neighbour)."""
+    return filled(quiz_id, answers(quiz_id, root, neighbour), root=root, student=student)
 
 
 def export(folder: Path, submissions: dict[tuple[str, str], bytes | nbformat.NotebookNode]) -> Path:
@@ -104,14 +143,15 @@ def generated_class(folder: Path, students: int = 30, seed: int = 0, *, root: Pa
                     quizzes: list[str] | None = None) -> Path:
     """A class where each student answers every quiz, some right, some wrong, some blank."""
     rng = random.Random(seed)
-    kinds: list[Callable[[str], nbformat.NotebookNode]] = [
-        lambda q: filled(q, root=root),
-        lambda q: filled(q, wrong_choice(q, root), root=root),
-        lambda q: blank(q, root),
+    kinds: list[Callable[[str, str], nbformat.NotebookNode]] = [
+        lambda q, s: filled(q, root=root, student=s),
+        lambda q, s: filled(q, wrong_choice(q, root, s), root=root, student=s),
+        lambda q, s: blank(q, root, s),
     ]
     submissions = {}
     for number in range(1, students + 1):
+        student = f"s{number:03d}"
         for quiz_id in quizzes or quiz_ids(root):
             make = rng.choices(kinds, weights=[6, 3, 1])[0]
-            submissions[(f"s{number:03d}", f"{quiz_id}-quiz.ipynb")] = make(quiz_id)
+            submissions[(student, f"{quiz_id}-quiz.ipynb")] = make(quiz_id, student)
     return export(folder, submissions)

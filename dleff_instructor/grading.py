@@ -1,22 +1,29 @@
 """The instructor's workflow on nbgrader: collect, autograde, feedback, grades.
 
 Beyond stock nbgrader: quizzes run through `execute.SealedExecute` (hidden checks judged
-outside the kernel, see `checks`), and every submission that cannot be graded normally
-(unreadable JSON, missing or renamed file, dead kernel...) gets a note, kept in
-`grading-notes.json` beside the gradebook, that reaches the run's log, the student's
-feedback and the grades report. Nothing is dropped silently.
+outside the kernel, see `checks`; each kernel in a sandbox, see `sandbox`), and every
+submission that cannot be graded normally (unreadable JSON, missing or renamed file, dead
+kernel...) gets a note, kept in `grading-notes.json` beside the gradebook, that reaches the
+run's log, the student's feedback and the grades report. Nothing is dropped silently.
+
+The grader's state (gradebook.db, grading-notes.json, the grades files) is written
+atomically and copied to backups/ before each autograde run.
 """
 
 from __future__ import annotations
 
 import csv
 import html
+import io
 import json
-import re
+import os
 import shutil
+import sqlite3
 import sys
+import tempfile
 import time
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -26,6 +33,48 @@ from dleff_instructor.execute import NOTE_CELL_ID
 from dleff_instructor.release import nbgrader, quiz_ids
 
 NOTES_FILE = "grading-notes.json"
+BACKUPS = "backups"
+KEEP_BACKUPS = 10
+UNSAFE_WARNING = ("WARNING: grading WITHOUT a sandbox (UNSAFE=1): every submission runs with your own "
+                  "permissions and can read, change or delete anything you can.")
+
+
+# ---------------------------------------------------------------- grader state: atomic, backed up
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a crash midway leaves the previous version in place."""
+    path = Path(path)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
+                                     newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def backup(root: Path) -> Path | None:
+    """Copy the grader's state to backups/<time>/ (the gradebook through SQLite's own backup)."""
+    root = Path(root)
+    state = [root / name for name in (NOTES_FILE, "grades.csv", "grades-by-question.csv", "grades-notes.csv")]
+    database = root / "gradebook.db"
+    if not database.exists() and not any(p.exists() for p in state):
+        return None
+    folder = root / BACKUPS / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    folder.mkdir(parents=True)
+    if database.exists():
+        with sqlite3.connect(database) as source, sqlite3.connect(folder / database.name) as copy:
+            source.backup(copy)
+    for path in state:
+        if path.exists():
+            shutil.copy2(path, folder / path.name)
+    for old in sorted((root / BACKUPS).iterdir())[:-KEEP_BACKUPS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
 
 
 # ---------------------------------------------------------------- notes ledger
@@ -33,11 +82,17 @@ NOTES_FILE = "grading-notes.json"
 
 def load_notes(root: Path) -> dict[str, str]:
     path = Path(root) / NOTES_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"{path} is damaged ({error}); restore it from the newest copy under "
+                         f"{Path(root) / BACKUPS}/ and run the command again") from None
 
 
 def save_notes(root: Path, notes: dict[str, str]) -> None:
-    (Path(root) / NOTES_FILE).write_text(json.dumps(dict(sorted(notes.items())), indent=1) + "\n")
+    write_atomic(Path(root) / NOTES_FILE, json.dumps(dict(sorted(notes.items())), indent=1) + "\n")
 
 
 # ---------------------------------------------------------------- collect
@@ -154,48 +209,155 @@ def _register_students(root: Path) -> None:
                 gradebook.update_or_create_student(folder.name)
 
 
-def _grade_quiz(root: Path, quiz_id: str) -> tuple[str, float]:
-    """nbgrader's output for one quiz, and the seconds it took."""
+def check_released(root: Path, quizzes: list[str]) -> None:
+    """Stop with what to do when a quiz was never released (no student version, not in the gradebook)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    missing = [q for q in quizzes if not (root / "quizzes" / q / f"{q}-quiz.ipynb").exists()]
+    if not missing and (root / "gradebook.db").exists():
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+            for quiz_id in quizzes:
+                try:
+                    gradebook.find_assignment(quiz_id)
+                except MissingEntry:
+                    missing.append(quiz_id)
+    elif not missing:
+        missing = list(quizzes)
+    if missing:
+        raise SystemExit(f"{', '.join(missing)} {'was' if len(missing) == 1 else 'were'} never released in "
+                         f"{root}: run `make release` first, then `make autograde`.")
+
+
+# One grading process per worker: nbgrader's converters keep state (configuration, logging,
+# an event loop), so notebooks are graded in separate processes rather than threads.
+_WORKER: dict = {}
+
+
+def _start_worker(root: str, unsafe: bool, times: str | None) -> None:
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+    from traitlets.config import Config
+
+    from dleff_instructor.config import configure
+
+    os.environ["DLEFF_COURSE_ROOT"] = root
+    os.environ["DLEFF_UNSAFE"] = "1" if unsafe else ""
+    if times:
+        os.environ["DLEFF_GRADING_TIMES"] = times
+    # nbgrader calls alembic from PATH: the one next to this interpreter
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session warnings, harmless here
+    config = Config()
+    configure(config, root)
+    _WORKER.update(root=root, config=config)
+
+
+def _grade_one(quiz_id: str, student: str) -> tuple[str, str, str | None, float]:
+    """Autograde one submission through nbgrader's converter: (quiz, student, why it failed or None, s)."""
+    import logging
+
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+
+    class OneSubmission(Autograde):
+        failure: BaseException | None = None
+
+        def convert_single_notebook(self, notebook_filename):
+            try:
+                super().convert_single_notebook(notebook_filename)
+            except Exception as error:  # nbgrader logs it and goes on; we keep it to say why
+                self.failure = error
+                raise
+
     start = time.perf_counter()
-    result = nbgrader("autograde", quiz_id, root=root, check=False)
-    return result.stdout + result.stderr, time.perf_counter() - start
+    coursedir = CourseDirectory(config=_WORKER["config"], root=_WORKER["root"])
+    coursedir.assignment_id, coursedir.student_id = quiz_id, student
+    app = OneSubmission(coursedir=coursedir, config=_WORKER["config"])
+    app.force, app.create_student = True, True
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    app.log.addHandler(handler)
+    try:
+        app.start()
+        reason = None
+    except Exception as error:  # nbgrader raises once at the end when a submission failed
+        cause = app.failure or error
+        reason = f"{type(cause).__name__}: {cause}".strip()
+    finally:
+        app.log.removeHandler(handler)
+    return quiz_id, student, reason, time.perf_counter() - start
 
 
-def autograde(root: Path, only: list[str] | None = None, workers: int | None = None) -> list[str]:
+def _pending(root: Path, quizzes: list[str]) -> list[tuple[str, str]]:
+    """(quiz, student) for every submission not yet graded (collect removes a changed one's grade)."""
+    jobs = []
+    for quiz_id in quizzes:
+        for folder in sorted((root / "submitted").glob(f"*/{quiz_id}")):
+            student = folder.parent.name
+            if not (root / "autograded" / student / quiz_id / f"{quiz_id}-quiz.ipynb").exists():
+                jobs.append((quiz_id, student))
+    return jobs
+
+
+def autograde(root: Path, only: list[str] | None = None, workers: int | None = None, *,
+              unsafe: bool = False, times: Path | None = None) -> list[str]:
     """Grade every new or changed submission; a failing student never stops the others.
 
-    Quizzes are graded in parallel, one nbgrader process each: a notebook's kernel
-    spends much of its time starting up and waiting, so two cores grade about twice
-    as fast. Already graded, unchanged submissions are skipped (nbgrader's default).
+    Submissions are graded in parallel, one (student, quiz) at a time per worker process: a
+    notebook's kernel spends much of its time starting up and waiting, so each core keeps
+    more than one busy. Each kernel runs in a sandbox unless `unsafe` (see `sandbox`).
+    `times`: a file where each notebook's time split is appended (see SealedExecute).
     """
-    from concurrent.futures import ThreadPoolExecutor
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     from dleff.devices import cpu_cores
+    from dleff_instructor import sandbox
 
     root = Path(root)
+    if unsafe:
+        print(UNSAFE_WARNING, file=sys.stderr)
+    else:
+        try:
+            sandbox.check_available()
+        except sandbox.SandboxUnavailable as error:
+            raise SystemExit(f"cannot autograde: {error}") from None
     quizzes = [q for q in (only or quiz_ids(root)) if any((root / "submitted").glob(f"*/{q}"))]
+    check_released(root, quizzes)
+    backup(root)
     _register_students(root)
-    with ThreadPoolExecutor(max_workers=workers or max(2, cpu_cores())) as pool:
-        results = dict(zip(quizzes, pool.map(lambda quiz_id: _grade_quiz(root, quiz_id), quizzes)))
+    jobs = _pending(root, quizzes)
+    context = multiprocessing.get_context("spawn")  # no torch/zmq state inherited through fork
+    results = []
+    if jobs:
+        with ProcessPoolExecutor(max_workers=min(len(jobs), workers or max(2, cpu_cores() + 1)),
+                                 mp_context=context, initializer=_start_worker,
+                                 initargs=(str(root), unsafe, str(times) if times else None)) as pool:
+            results = list(pool.map(_grade_one, *zip(*jobs)))
     notes = load_notes(root)
     log = []
+    seconds: dict[str, float] = {}
+    for quiz_id, student, reason, took in results:
+        key = f"{student}/{quiz_id}"
+        seconds[quiz_id] = seconds.get(quiz_id, 0.0) + took
+        if reason:
+            notes[key] = ("The notebook could not be run by the grader, so nothing in it was graded "
+                          f"({reason}). Ask your instructor to look at it.")
+            log.append(f"{key}: FAILED: {reason}")
+            continue
+        notebook = root / "autograded" / student / quiz_id / f"{quiz_id}-quiz.ipynb"
+        cells = nbformat.read(notebook, as_version=4).cells
+        note = next((c.source for c in cells if c.get("id") == NOTE_CELL_ID), "")
+        if note:
+            notes[key] = note.removeprefix("**Grading note.** ")
+            log.append(f"{key}: {notes[key]}")
+        elif notes.get(key, "").startswith("The notebook could not be run by the grader"):
+            notes.pop(key)  # graded now: an old failure no longer applies
     for quiz_id in quizzes:
-        output, seconds = results[quiz_id]
-        failed = re.findall(r"error processing assignment '[^']+' for student '([^']+)'", output)
-        for student in sorted(set(failed)):
-            notes[f"{student}/{quiz_id}"] = ("The notebook could not be run by the grader; ask your "
-                                             "instructor to look at the grading log.")
-            log.append(f"{student}/{quiz_id}: FAILED, see the nbgrader log")
-        if failed:
-            log.append(output)
-        for notebook in sorted((root / "autograded").glob(f"*/{quiz_id}/{quiz_id}-quiz.ipynb")):
-            cells = nbformat.read(notebook, as_version=4).cells
-            note = next((c.source for c in cells if c.get("id") == NOTE_CELL_ID), "")
-            key = f"{notebook.parts[-3]}/{quiz_id}"
-            if note:
-                notes[key] = note.removeprefix("**Grading note.** ")
-                log.append(f"{key}: {notes[key]}")
-        log.append(f"{quiz_id}: autograded in {seconds:.0f} s")
+        count = sum(1 for job in jobs if job[0] == quiz_id)
+        log.append(f"{quiz_id}: autograded {count} submissions in {seconds.get(quiz_id, 0.0):.0f} s "
+                   "(summed over workers)")
     save_notes(root, notes)
     return log
 
@@ -252,21 +414,20 @@ def grades(root: Path) -> tuple[Path, Path]:
                     for grade in notebook.grades:
                         detail.append([student, quiz_id, grade.name, grade.score if graded else 0.0,
                                        grade.max_score, grade.needs_manual_grade])
-    summary = root / "grades.csv"
-    with summary.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student_id", "quiz", "score", "max_score"])
-        writer.writerows(row[:4] for row in rows)
-    with (root / "grades-notes.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student_id", "quiz", "note"])
-        writer.writerows([row[0], row[1], row[4]] for row in rows if row[4])
-    by_question = root / "grades-by-question.csv"
-    with by_question.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student_id", "quiz", "question", "score", "max_score", "needs_manual_grade"])
-        writer.writerows(detail)
+    summary, by_question = root / "grades.csv", root / "grades-by-question.csv"
+    _write_csv(summary, ["student_id", "quiz", "score", "max_score"], [row[:4] for row in rows])
+    _write_csv(root / "grades-notes.csv", ["student_id", "quiz", "note"],
+               [[row[0], row[1], row[4]] for row in rows if row[4]])
+    _write_csv(by_question, ["student_id", "quiz", "question", "score", "max_score", "needs_manual_grade"], detail)
     return summary, by_question
+
+
+def _write_csv(path: Path, header: list[str], rows: list) -> None:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue())
 
 
 def main(argv: list[str]) -> int:
@@ -280,7 +441,7 @@ def main(argv: list[str]) -> int:
             return 2
         lines = collect(Path(args[0]), course_root())
     elif command == "autograde":
-        lines = autograde(course_root(), only=args or None)
+        lines = autograde(course_root(), only=args or None, unsafe=os.environ.get("DLEFF_UNSAFE", "") not in ("", "0"))
     elif command == "feedback":
         lines = [f"wrote {page}" for page in feedback(course_root())]
     else:

@@ -4,6 +4,7 @@ Each student stands for one way a submission goes wrong; the test checks every r
 grades.csv, the notes that explain the odd ones, and that a second run changes nothing.
 """
 
+import copy
 import csv
 import html
 import os
@@ -18,10 +19,10 @@ import pytest
 from dleff_instructor import classroom
 
 ROOT = Path(__file__).resolve().parents[1]
-Q = "01-devices"
+Q = "06-validation"
 QUIZ = f"{Q}-quiz.ipynb"
-FULL_AUTO = 4.0  # two single-choice questions (1 each) and the exercise (2)
-MAX = 6.0  # plus two explanations graded by hand
+FULL_AUTO = 4.0  # a number and a single-choice question (1 each) and the exercise (2)
+MAX = 5.0  # plus an explanation graded by hand
 ENDLESS = "while True:\n    pass\n"
 DEAF_ENDLESS = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"
 
@@ -37,7 +38,7 @@ class AlwaysEqual(str):
     def __eq__(self, other):
         return True
     __hash__ = str.__hash__
-answer_threads_beyond_cores = AlwaysEqual("A")
+answer_stop_epoch = AlwaysEqual("A")
 """
 
 
@@ -49,36 +50,74 @@ def make(target, root, *args):
     return result.stdout + result.stderr
 
 
-def filled(overrides=None):
-    return classroom.filled(Q, overrides, root=ROOT)
+def filled(student, overrides=None):
+    """`student`'s quiz, right for their own variant (option order and numbers), with `overrides`."""
+    return classroom.filled(Q, overrides, root=ROOT, student=student)
+
+
+def right(student, variable):
+    return classroom.key(Q, ROOT, student)[variable]
+
+
+def _index(notebook, grade_id):
+    return next(i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def copied_answer_cell(student):
+    """The answer cell copied with its metadata (nbgrader #1083); the answer written in the copy."""
+    notebook = classroom.blank(Q, ROOT, student)
+    answers = classroom.answers(Q, ROOT, student)
+    for grade_id, source in answers.items():
+        if grade_id != "answer_early_stopping":
+            notebook.cells[_index(notebook, grade_id)].source = source
+    at = _index(notebook, "answer_early_stopping")
+    duplicate = copy.deepcopy(notebook.cells[at])
+    duplicate.id = "pasted-copy"  # Jupyter gives a pasted cell an id of its own; the metadata comes along
+    duplicate.source = answers["answer_early_stopping"]
+    notebook.cells.insert(at + 1, duplicate)
+    return notebook
+
+
+def relabelled(student):
+    notebook = filled(student)
+    notebook.cells[_index(notebook, "answer_stop_epoch")].metadata.nbgrader["grade_id"] = "my_answer"
+    return notebook
+
+
+def moved_test_above_its_answer(student):
+    notebook = filled(student)
+    at = _index(notebook, "answer_nested_early_stopping")
+    notebook.cells[at], notebook.cells[at + 1] = notebook.cells[at + 1], notebook.cells[at]
+    return notebook
 
 
 def class_export(folder):
-    good = filled()
     return classroom.export(folder, {
-        ("alice", QUIZ): good,
-        ("bob", QUIZ): classroom.blank(Q, ROOT),
-        ("carol", QUIZ): filled({"answer_threads_beyond_cores": "answer_threads_beyond_cores = 2\n"}),
+        ("alice", QUIZ): filled("alice"),
+        ("bob", QUIZ): classroom.blank(Q, ROOT, "bob"),
+        ("carol", QUIZ): filled("carol", {"answer_stop_epoch": 'answer_stop_epoch = "forty"\n'}),
         ("dave", QUIZ): b'{"cells": [ this is not json',
-        ("erin", "my quiz final.ipynb"): good,
+        ("erin", "my quiz final.ipynb"): filled("erin"),
         ("frank", f"{Q}.zip"): classroom.zipped({"notes.txt": b"forgot the notebook"}),
-        ("gina", QUIZ): classroom.without(good, "answer_threads_beyond_cores"),
-        ("hank", QUIZ): classroom.edited(classroom.without(good, "test_scaling"),
-                                         "test_more_threads_always_better", "pass\n"),
-        ("ivan", QUIZ): filled({"answer_scaling": DEAF_ENDLESS}),
-        ("oscar", QUIZ): filled({"answer_scaling": ENDLESS}),
-        ("judy", QUIZ): filled({"answer_threads_beyond_cores": "raise ValueError('oops')\n"}),
-        ("ken", QUIZ): filled({"answer_more_threads_always_better":
-                                            'print("x" * 10_000_000)\nanswer_more_threads_always_better = "C"\n'}),
-        ("leo", QUIZ): filled({"answer_more_threads_always_better": "import os\nos._exit(1)\n"}),
-        ("mallory", QUIZ): filled({"answer_threads_beyond_cores": TAMPERING,
-                                                "answer_more_threads_always_better":
-                                                    'answer_more_threads_always_better = "A"\n',
-                                                "answer_scaling": "def scaling(times):\n    return times\n"}),
-        ("nina", "zipped.zip"): classroom.zipped({f"folder/{QUIZ}": good}),
-        ("pat", QUIZ): filled({"answer_threads_beyond_cores":
-                                            'quiz.ask("01-devices", "threads-beyond-cores")\n'
-                                            'answer_threads_beyond_cores = "B"\n'}),
+        ("gina", QUIZ): classroom.without(filled("gina"), "answer_stop_epoch"),
+        ("hank", QUIZ): classroom.edited(classroom.without(filled("hank"), "test_early_stopping"),
+                                         "test_nested_early_stopping", "pass\n"),
+        ("ivan", QUIZ): filled("ivan", {"answer_early_stopping": DEAF_ENDLESS}),
+        ("oscar", QUIZ): filled("oscar", {"answer_early_stopping": ENDLESS}),
+        ("judy", QUIZ): filled("judy", {"answer_stop_epoch": "raise ValueError('oops')\n"}),
+        ("ken", QUIZ): filled("ken", {"answer_nested_early_stopping": 'print("x" * 10_000_000)\nanswer_nested_'
+                                      f'early_stopping = "{right("ken", "answer_nested_early_stopping")}"\n'}),
+        ("leo", QUIZ): filled("leo", {"answer_nested_early_stopping": "import os\nos._exit(1)\n"}),
+        ("mallory", QUIZ): filled("mallory", {
+            "answer_stop_epoch": TAMPERING,
+            **classroom.wrong_choice(Q, ROOT, "mallory"),
+            "answer_early_stopping": "def early_stopping(losses, patience, eval_freq=1):\n    return losses\n"}),
+        ("nina", "zipped.zip"): classroom.zipped({f"folder/{QUIZ}": filled("nina")}),
+        ("pat", QUIZ): filled("pat", {"answer_stop_epoch": 'quiz.ask("06-validation", "patience-stop-epoch")\n'
+                                      f'answer_stop_epoch = {right("pat", "answer_stop_epoch")}\n'}),
+        ("quinn", QUIZ): copied_answer_cell("quinn"),
+        ("rosa", QUIZ): relabelled("rosa"),
+        ("sam", QUIZ): moved_test_above_its_answer("sam"),
     })
 
 
@@ -98,7 +137,11 @@ EXPECTED = {  # student: (autograded score, a phrase its note must contain or ""
     "leo": (1.0, "kernel died"),
     "mallory": (0.0, ""),
     "nina": (FULL_AUTO, ""),
-    "pat": (FULL_AUTO, ""),  # a quiz widget in a graded notebook neither hangs nor breaks grading
+    "pat": (FULL_AUTO, ""),
+    # innocent slips: repaired from the released quiz, graded, and explained
+    "quinn": (FULL_AUTO, "appeared 2 times"),
+    "rosa": (FULL_AUTO, "grading label changed"),
+    "sam": (FULL_AUTO, "put back in order"),  # a quiz widget in a graded notebook neither hangs nor breaks grading
 }
 
 
@@ -143,17 +186,17 @@ def test_per_question_breakdown(graded_class):
     root, _ = graded_class
     rows = [r for r in read_csv(root / "grades-by-question.csv") if r["student_id"] == "carol"]
     scores = {r["question"]: float(r["score"]) for r in rows}
-    assert scores["test_threads_beyond_cores"] == 0.0
-    assert scores["test_more_threads_always_better"] == 1.0
-    assert scores["test_scaling"] == 2.0
+    assert scores["test_stop_epoch"] == 0.0
+    assert scores["test_nested_early_stopping"] == 1.0
+    assert scores["test_early_stopping"] == 2.0
 
 
 def test_tampering_gains_nothing(graded_class):
     root, _ = graded_class
     rows = {r["question"]: float(r["score"]) for r in read_csv(root / "grades-by-question.csv")
             if r["student_id"] == "mallory"}
-    assert rows["test_threads_beyond_cores"] == rows["test_more_threads_always_better"] == 0.0
-    assert rows["test_scaling"] == 0.0
+    assert rows["test_stop_epoch"] == rows["test_nested_early_stopping"] == 0.0
+    assert rows["test_early_stopping"] == 0.0
 
 
 def test_nothing_returned_to_students_shows_hidden_tests(graded_class):
@@ -169,14 +212,15 @@ def test_nothing_returned_to_students_shows_hidden_tests(graded_class):
         for secret in ("HIDDEN TESTS", "MARK SCHEME"):
             assert secret not in text, f"{path.relative_to(root)} shows {secret!r}"
         # a hidden check is a call; mallory's own `quiz.expect_answer = ...` is her code, not ours
-        assert not re.search(r"expect_(answer|value)\(", text), f"{path.relative_to(root)} shows a hidden check"
+        assert not re.search(r"expect_(choices?|number|measured|value|student)\(", text), \
+            f"{path.relative_to(root)} shows a hidden check"
 
 
 def test_failed_hidden_checks_say_why_in_plain_words(graded_class):
     root, _ = graded_class
     notebook = nbformat.read(root / "autograded" / "carol" / Q / QUIZ, as_version=4)
     messages = [o.get("evalue", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
-    assert any("answer must be" in m or "string" in m for m in messages), messages
+    assert any("must be a finite number" in m for m in messages), messages
 
 
 def test_second_run_changes_no_score(graded_class):
@@ -192,3 +236,29 @@ def test_collect_needs_a_folder(released_course):
     result = subprocess.run([sys.executable, "-m", "dleff_instructor.grading", "collect", "/nonexistent/export"],
                             cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "FROM=" in result.stdout + result.stderr
+
+
+def test_grader_state_is_backed_up_and_never_half_written(tmp_path, monkeypatch):
+    import sqlite3
+
+    from dleff_instructor import grading
+
+    with sqlite3.connect(tmp_path / "gradebook.db") as db:
+        db.execute("create table grade (student text, score real)")
+        db.execute("insert into grade values ('alice', 4.0)")
+    grading.save_notes(tmp_path, {"alice/01-devices": "a note"})
+    copy = grading.backup(tmp_path)
+    with sqlite3.connect(copy / "gradebook.db") as db:
+        assert db.execute("select * from grade").fetchall() == [("alice", 4.0)]
+    assert grading.load_notes(copy) == {"alice/01-devices": "a note"}
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        grading.save_notes(tmp_path, {"bob/01-devices": "never written"})
+    assert grading.load_notes(tmp_path) == {"alice/01-devices": "a note"}
+    (tmp_path / grading.NOTES_FILE).write_text("")
+    with pytest.raises(SystemExit, match="backups"):
+        grading.load_notes(tmp_path)

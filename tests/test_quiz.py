@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from dleff import quiz
+from dleff import quiz, variants
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,6 @@ SOURCE = {
          "choices": {"A": "a", "B": "b", "C": "c"}, "answer": ["C", "A"], "explanation": "A and C."},
         {"id": "count", "prompt": "How many?", "kind": "number", "points": 1, "answer": 6,
          "explanation": "Six."},
-        {"id": "code", "prompt": "Write f.", "kind": "code", "points": 2},
     ],
 }
 
@@ -54,18 +53,8 @@ def test_explanation_opens_only_with_the_right_answer(bank):
         bank["pick"].explanation("A")
 
 
-def test_check_form_says_what_shape_is_expected(bank):
-    bank["pick"].check_form("A")  # wrong but well formed: passes
-    with pytest.raises(ValueError, match="not among the choices"):
-        bank["pick"].check_form("D")
-    with pytest.raises(TypeError, match="string"):
-        bank["pick"].check_form(None)
-    with pytest.raises(TypeError, match="list of choice keys"):
-        bank["both"].check_form("A")
-
-
 def test_unknown_question_names_the_known_ones(bank):
-    with pytest.raises(KeyError, match="pick, both, count, code"):
+    with pytest.raises(KeyError, match="pick, both, count"):
         bank["nope"]
 
 
@@ -101,36 +90,6 @@ def test_widget_renders_without_a_kernel_and_without_the_answer(bank):
     assert "Pick B." in bundle["text/html"] and "B is right" not in bundle["text/html"]
 
 
-def test_code_questions_have_no_widget(bank):
-    with pytest.raises(ValueError, match="graded quiz"):
-        quiz.QuizWidget(bank["code"])
-
-
-def test_expect_answer_passes_right_and_fails_wrong_or_missing():
-    answer_q = "b"
-    quiz.expect_answer("01-devices/threads-beyond-cores", "answer_q", "B")
-    with pytest.raises(AssertionError, match="not right"):
-        quiz.expect_answer("01-devices/threads-beyond-cores", "answer_q", "C")
-    with pytest.raises(AssertionError, match="deleted"):
-        quiz.expect_answer("01-devices/threads-beyond-cores", "no_such_variable", "B")
-    assert answer_q
-
-
-def test_expect_value_compares_plain_data_with_tolerance():
-    import torch
-
-    def double(x):
-        return x * 2
-
-    quiz.expect_value("double(torch.tensor([1.0, 2.0]))", [2.0, 4.0])
-    quiz.expect_value("{1: (1.0, 0.5)}", {1: [1.0, 0.5 + 1e-9]})
-    with pytest.raises(AssertionError, match="expected result"):
-        quiz.expect_value("double(1)", 3)
-    with pytest.raises(AssertionError, match="raised ZeroDivisionError"):
-        quiz.expect_value("1 / 0", 1)
-    assert torch
-
-
 def test_committed_banks_equal_a_fresh_build(tmp_path):
     quiz.build_banks(ROOT / "solutions" / "banks", tmp_path)
     built = sorted(p.name for p in tmp_path.glob("*.json"))
@@ -138,3 +97,98 @@ def test_committed_banks_equal_a_fresh_build(tmp_path):
     assert built == committed, "run `make release` and commit quizzes/banks"
     for name in built:
         assert (tmp_path / name).read_text() == (quiz.banks_folder() / name).read_text(), f"{name}: run `make release`"
+
+
+# ---------------------------------------------------------------- graded quizzes: the student's side
+
+OPTIONS = ["first option", "second option", "third option", "fourth option"]
+
+
+@pytest.fixture
+def started():
+    quiz.start("99-test", " S001 ")
+    yield
+    quiz._student.clear()
+
+
+def test_start_needs_an_id_or_the_hub_user(monkeypatch):
+    monkeypatch.delenv(quiz.STUDENT_ENV, raising=False)
+    monkeypatch.delenv(quiz.GRADED_STUDENT_ENV, raising=False)
+    with pytest.raises(quiz.QuizError, match="write your student id"):
+        quiz.start("99-test", "")
+    monkeypatch.setenv(quiz.STUDENT_ENV, "Hub-User")
+    quiz.start("99-test", "")
+    assert quiz.student_id() == "hub-user"
+    monkeypatch.setenv(quiz.GRADED_STUDENT_ENV, "s042")  # grading: the submission folder names the student
+    quiz.start("99-test", "")
+    assert quiz.student_id() == "s042"
+    quiz.start("99-test", "S007")  # an id written in the cell always wins
+    assert quiz.student_id() == "s007"
+    quiz._student.clear()
+
+
+def test_options_are_shown_in_the_students_own_order(started):
+    shown = quiz.options("q", OPTIONS)
+    assert shown.splitlines()[0].startswith("- **A.** ")
+    assert sorted(line.split("** ", 1)[1] for line in shown.splitlines()) == sorted(OPTIONS)
+    letter = quiz.letter_of("q", OPTIONS, "third option")
+    assert f"**{letter}.** third option" in shown
+    orders = {tuple(variants.order(OPTIONS, "99-test", "q", f"s{n:03d}")) for n in range(30)}
+    assert len(orders) > 10  # the order depends on the student
+
+
+def test_numbers_are_drawn_per_student_and_repeatable(started):
+    mine = quiz.numbers("n", width=[16, 32, 64, 128], depth=[1, 2, 3])
+    assert mine == quiz.numbers("n", width=[16, 32, 64, 128], depth=[1, 2, 3])
+    assert mine == variants.draw({"width": [16, 32, 64, 128], "depth": [1, 2, 3]}, "99-test", "n", "s001")
+    assert "`width` = " in mine._repr_markdown_()
+    draws = {tuple(variants.draw({"w": list(range(10))}, "99-test", "n", f"s{n:03d}").values()) for n in range(30)}
+    assert len(draws) > 5
+
+
+def test_options_before_start_say_what_to_do():
+    quiz._student.clear()
+    with pytest.raises(quiz.QuizError, match="first code cell"):
+        quiz.options("q", OPTIONS)
+
+
+def test_form_checks_confirm_in_one_line_without_saying_right_or_wrong(capsys):
+    answer_q = "b"
+    answer_several = ["C", "a"]
+    answer_n = 12
+    quiz.check_choice("answer_q", "ABCD")
+    quiz.check_choices("answer_several", "ABCD")
+    quiz.check_number("answer_n")
+    quiz.check_function("started")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "\N{HEAVY CHECK MARK} 'B' is one of A-D; graded later."
+    assert len(lines) == 4 and all(line.endswith("graded later.") for line in lines)
+    assert answer_q and answer_several and answer_n
+
+
+@pytest.mark.parametrize("value, check, message", [
+    ("E", "check_choice", "one of the letters A-D"),
+    (2, "check_choice", "one of the letters A-D"),
+    ("AC", "check_choices", "list of letters"),
+    (float("nan"), "check_number", "finite number"),
+    (3, "check_function", "must be a function"),
+])
+def test_form_checks_report_a_wrong_form_in_one_line(value, check, message):
+    answer_x = value
+    with pytest.raises(quiz.QuizError, match=message) as raised:
+        getattr(quiz, check)("answer_x", *(["ABCD"] if "choice" in check else []))
+    assert len(raised.value._render_traceback_()) == 1  # IPython shows this line instead of a traceback
+    assert answer_x is value
+
+
+def test_a_missing_answer_is_one_line_not_a_name_error():
+    with pytest.raises(quiz.QuizError, match="`answer_nowhere` is not set yet") as raised:
+        quiz.check_choice("answer_nowhere", "ABC")
+    assert raised.value._render_traceback_() == [f"\N{HEAVY BALLOT X} {raised.value}"]
+
+
+def test_to_plain_turns_tensors_and_numpy_into_plain_data():
+    import numpy as np
+    import torch
+
+    assert quiz.to_plain({np.int64(2): torch.tensor([1.5]), "a": (np.float64(0.5),)}) == {2: [1.5], "a": [0.5]}
