@@ -75,11 +75,14 @@ def contradictions(lines: list[str]) -> list[str]:
 
 
 def with_reference_answers(path: Path):
+    """The lesson with its your-turn cell filled in (exercise id None for a lesson without one)."""
     notebook = nbformat.read(path, as_version=4)
-    answer = ANSWERS[path.stem]
     cells = [cell for cell in notebook.cells if "your-turn" in cell.get("metadata", {}).get("tags", [])]
-    assert len(cells) == 1, f"{path.name} needs exactly one cell tagged your-turn"
-    cells[0].source = answer
+    assert len(cells) == (1 if path.stem in ANSWERS else 0), \
+        f"{path.name}: one cell tagged your-turn, and its reference answer in exercise_answers.py"
+    if not cells:
+        return notebook, None
+    cells[0].source = ANSWERS[path.stem]
     return notebook, cells[0].id
 
 
@@ -95,8 +98,15 @@ def test_lesson_executes(path, monkeypatch):
     notebook, exercise_id = with_reference_answers(path)
     ran, run = execute(path, timeout=600, progress=False, notebook=notebook)
     assert run.ok, f"{path.name} failed at cell {run.failed_cell}: {run.error}"
-    assert check_output(ran, exercise_id).startswith(exercises.DONE), check_output(ran, exercise_id)
-    assert contradictions(printed_lines(ran)) == []
+    if exercise_id is not None:
+        assert check_output(ran, exercise_id).startswith(exercises.DONE), check_output(ran, exercise_id)
+    if path.stem in ANSWERS:  # lessons 01-09 word every conclusion through dleff.verdicts
+        assert contradictions(printed_lines(ran)) == []
+
+
+def test_lessons_01_to_09_have_an_exercise_with_a_reference_answer():
+    stems = {path.stem for path in lessons(ROOT / "notebooks") if path.stem[:2] <= "09"}
+    assert stems and stems <= set(ANSWERS)
 
 
 def test_verdicts_turn_round_with_reversed_timings(monkeypatch):
