@@ -164,14 +164,15 @@ def _by_question(root, student):
                 if r["student_id"] == student and r["quiz"] == Q}
 
 
-def _with_attack(attack, where=0, before=False):
-    """The honest answers, with `attack` run in the `where`-th answer cell (before or after its answer)."""
-    answers = classroom.answers(Q, ROOT)
-    code_answers = [c.metadata.nbgrader["grade_id"] for c in classroom.blank(Q, ROOT).cells
+def _with_attack(student, attack, where=0, before=False):
+    """`student`'s honest answers (for their own variant), with `attack` run in the `where`-th answer
+    cell (before or after its answer)."""
+    answers = classroom.answers(Q, ROOT, student)
+    code_answers = [c.metadata.nbgrader["grade_id"] for c in classroom.blank(Q, ROOT, student).cells
                     if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
     grade_id = code_answers[where]
     source = attack + "\n" + answers[grade_id] if before else answers[grade_id] + "\n" + attack
-    return classroom.filled(Q, {grade_id: source}, root=ROOT)
+    return classroom.filled(Q, {grade_id: source}, root=ROOT, student=student)
 
 
 @pytest.fixture(scope="module")
@@ -180,20 +181,21 @@ def attacked(course_factory, tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setenv("DLEFF_CELL_TIMEOUT", "60")
     root = course_factory("attacked-course")
     listeners = [Listener("127.0.0.1")] + ([Listener(_outside_address())] if _outside_address() else [])
-    blank = classroom.blank(Q, ROOT)
-    reader = classroom.blank(Q, ROOT)
+    # every submission is built for the student it is handed in as: ids, option order and numbers
+    blank = classroom.blank(Q, ROOT, "blank")
+    reader = classroom.blank(Q, ROOT, "reader")
     first_answer = next(c for c in reader.cells if c.metadata.get("nbgrader", {}).get("solution")
                         and c.cell_type == "code")
     first_answer.source = READER
     export = classroom.export(tmp_path_factory.mktemp("hostile-export"), {
-        ("good", QUIZ): classroom.filled(Q, root=ROOT),
+        ("good", QUIZ): classroom.filled(Q, root=ROOT, student="good"),
         ("blank", QUIZ): blank,
         ("reader", QUIZ): reader,
-        ("vandal", QUIZ): _with_attack(VANDAL),
-        ("killer", QUIZ): _with_attack(KILLER),
-        ("forker", QUIZ): _with_attack(FORKER),
-        ("hog", QUIZ): _with_attack(HOG, where=-1, before=True),
-        ("caller", QUIZ): _with_attack(CALLER.format(addresses=[lst.address for lst in listeners])),
+        ("vandal", QUIZ): _with_attack("vandal", VANDAL),
+        ("killer", QUIZ): _with_attack("killer", KILLER),
+        ("forker", QUIZ): _with_attack("forker", FORKER),
+        ("hog", QUIZ): _with_attack("hog", HOG, where=-1, before=True),
+        ("caller", QUIZ): _with_attack("caller", CALLER.format(addresses=[lst.address for lst in listeners])),
     })
     grading.collect(export, root)
     before = _checksums(root)
@@ -214,8 +216,10 @@ def test_attackers_get_what_their_honest_answers_deserve(attacked):
     root, log, _, _ = attacked
     good, blank = _by_question(root, "good"), _by_question(root, "blank")
     assert sum(good.values()) > sum(blank.values()), "the solutions must earn points"
+    notes = grading.load_notes(root)
     for student in ("vandal", "killer", "forker", "caller"):
         assert _by_question(root, student) == good, (student, log)
+        assert "student id" not in notes.get(f"{student}/{Q}", ""), "each is built for its own student"
     assert _by_question(root, "reader") == blank, "reading the course's files must gain nothing"
 
 
