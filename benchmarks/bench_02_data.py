@@ -2,8 +2,8 @@
 
 Measured side by side in one run, on the MNIST subset that ships with the
 project (written once as PNG files under the cache):
-1. the seed's quiz questions: disk vs RAM (array), array vs tensor, per-item vs
-   batched fetching (batch 16, as in the seed);
+1. the original R chapter's quiz questions: disk vs RAM (array), array vs tensor, per-item vs
+   batched fetching (batch 16, as in the original R chapter);
 2. batched fetching as a fraction of this machine's memory-copy bandwidth
    (the same digits at 64x64 RGB, Tiny-ImageNet's shape, 245 MB in RAM);
 3. epoch time vs num_workers, for cheap (tensor) and expensive (decode +
@@ -30,7 +30,7 @@ from dleff.data.images import image_folder, list_image_files, mnist_subset, read
 from dleff.devices import cpu_cores, machine_summary, threads
 from dleff.settings import pick
 
-SEED_BATCH_SIZE = loading.SEED_BATCH_SIZE
+CHAPTER_BATCH_SIZE = loading.SEED_BATCH_SIZE  # the original R chapter's batch size
 BANDWIDTH_BATCH_SIZE = 256
 IMAGE_LIMIT = pick(1000, None)  # None: all 5,000 digits
 EXPENSIVE_ITEMS = pick(200, 800)
@@ -38,10 +38,10 @@ MIN_RUN_TIME = pick(0.2, 1.0)
 
 
 def measure_variants(files, data) -> pd.DataFrame:
-    table = loading.time_epochs(dataset_variants(files, data), batch_size=SEED_BATCH_SIZE,
+    table = loading.time_epochs(dataset_variants(files, data), batch_size=CHAPTER_BATCH_SIZE,
                                 min_run_time=MIN_RUN_TIME)
     table["part"] = "variants"
-    table["batch_size"] = SEED_BATCH_SIZE
+    table["batch_size"] = CHAPTER_BATCH_SIZE
     return table
 
 
@@ -60,9 +60,9 @@ def measure_workers(files, data) -> pd.DataFrame:
     side = data.images.shape[-1]
     expensive = AugmentedDiskImages(loading.spread(files, EXPENSIVE_ITEMS), default_augmentation(side))
     workers = loading.measure_workers({"cheap": cheap, "expensive": expensive}, range(cpu_cores() + 1),
-                                      batch_size=SEED_BATCH_SIZE, min_run_time=MIN_RUN_TIME)
+                                      batch_size=CHAPTER_BATCH_SIZE, min_run_time=MIN_RUN_TIME)
     workers["part"] = "workers"
-    workers["batch_size"] = SEED_BATCH_SIZE
+    workers["batch_size"] = CHAPTER_BATCH_SIZE
     return workers
 
 
@@ -74,7 +74,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
     variants = table[table["part"] == "variants"]
-    bench.plot(variants, title=f"one epoch, batch {SEED_BATCH_SIZE}", ax=left)
+    bench.plot(variants, title=f"one epoch, batch {CHAPTER_BATCH_SIZE}", ax=left)
     left.set_xscale("log")
     left.set_xlabel("median epoch time (ms, log scale)")
 

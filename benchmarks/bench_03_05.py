@@ -20,7 +20,7 @@ from dleff.models import CNN, MLP
 from dleff.optim import IMPLEMENTATIONS, train_mlp_sonar
 from dleff.settings import pick
 
-SEED_EPOCHS, SEED_BATCH = 10, 32
+CHAPTER_EPOCHS, CHAPTER_BATCH = 10, 32
 
 
 def main(out_dir: Path) -> None:
@@ -35,7 +35,7 @@ def main(out_dir: Path) -> None:
 
 
 def optimizers(out_dir: Path) -> dict[str, dict]:
-    """The seed's benchmark: MLP 100-100 on sonar, batch 32, 10 epochs, AdamW three ways (1 thread)."""
+    """The original R chapter's benchmark: MLP 100-100 on sonar, batch 32, 10 epochs, AdamW three ways (1 thread)."""
     table = bench.mark(min_run_time=pick(0.5, 3.0), min_runs=5,
                        **{name: lambda name=name: train_mlp_sonar(name) for name in IMPLEMENTATIONS})
     table.to_csv(out_dir / "03_optimizers.csv")
@@ -48,40 +48,40 @@ def optimizers(out_dir: Path) -> dict[str, dict]:
 
 
 def compiled_vs_eager(out_dir: Path) -> dict[str, dict]:
-    """The seed's MLP, one batch of 32 sonar rows per step, 1 thread; compile time measured apart.
+    """The original R chapter's MLP, one batch of 32 sonar rows per step, 1 thread; compile time measured apart.
 
     The compile is cold (inductor's disk cache off): what a student's first
     run pays. A warm cache (TORCHINDUCTOR_CACHE_DIR kept) makes it about 1 s.
     """
     sonar = load_sonar()
-    X, y = sonar.X[:SEED_BATCH], sonar.y[:SEED_BATCH]
+    X, y = sonar.X[:CHAPTER_BATCH], sonar.y[:CHAPTER_BATCH]
 
-    def seed_mlp():
+    def chapter_mlp():
         torch.manual_seed(0)
         return MLP(60, 2)
 
-    report = jit.compare_compiled_training(seed_mlp, X, y, min_run_time=pick(0.5, 2.0), num_threads=1,
+    report = jit.compare_compiled_training(chapter_mlp, X, y, min_run_time=pick(0.5, 2.0), num_threads=1,
                                            cold=True)
-    seed_steps = SEED_EPOCHS * math.ceil(len(sonar) / SEED_BATCH)
+    chapter_steps = CHAPTER_EPOCHS * math.ceil(len(sonar) / CHAPTER_BATCH)
     table = report.steps[["median_s", "itr_per_s", "relative"]].copy()
     table["compile_s"] = [0.0, report.compile_seconds]
-    table[f"total_{seed_steps}_steps_s"] = pd.Series(report.total_seconds(seed_steps))
+    table[f"total_{chapter_steps}_steps_s"] = pd.Series(report.total_seconds(chapter_steps))
     write_table(table, out_dir / "04_compile")
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
     bench.plot(report.steps, title="one training step (compile time left out)", ax=left)
-    jit.plot_compile_payoff(report, mark_steps=seed_steps, ax=right, title="compile time included (cold compile)")
+    jit.plot_compile_payoff(report, mark_steps=chapter_steps, ax=right, title="compile time included (cold compile)")
     fig.tight_layout()
     save(fig, out_dir / "04_compile.png")
     print(table.round(4).to_string())
     payoff = (f"pays off after {report.break_even_steps:.0f} steps" if math.isfinite(report.break_even_steps)
               else "never pays off here: a compiled step is not faster")
     print(f"cold compile: {report.compile_seconds:.1f} s; {payoff}")
-    totals = report.total_seconds(seed_steps)
+    totals = report.total_seconds(chapter_steps)
     once = "one cold compile (each costs seconds)"
     return {"jit.compiled_vs_eager": bench.ratio_figure(report.steps, "eager", "compiled"),
             "jit.compile_seconds": {"value": report.compile_seconds, "unit": "s", "spread": None, "note": once},
-            "jit.compiled_vs_eager_seed_training": {"value": totals["eager"] / totals["compiled"], "unit": "x",
+            "jit.compiled_vs_eager_chapter_training": {"value": totals["eager"] / totals["compiled"], "unit": "x",
                                                     "spread": None, "note": f"steps timed, plus {once}"}}
 
 

@@ -8,7 +8,6 @@ steps); its spread in bench.json is the lowest and highest ratio of those.
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -129,8 +128,8 @@ def small_switches() -> dict:
     none = profiling.make_step(mlp, optimizer, set_to_none=True)
     zero_grad = profiling.time_ratio(lambda: zeros(flat, labels), lambda: none(flat, labels), rounds=ROUNDS,
                                      min_run_time=RUN_TIME)
-    for name, ratio in (("channels_last", layout), ("set_to_none=True", zero_grad)):
-        print(profiling.time_verdict(ratio, name))
+    print(layout.verdict("channels_last", "the default layout"))
+    print(zero_grad.verdict("set_to_none=True", "set_to_none=False"))
     return {"profile.channels_last_time_vs_default": _figure(layout),
             "profile.set_to_none_time_vs_zeros": _figure(zero_grad)}
 
@@ -140,26 +139,24 @@ def data_parallel(out_dir: Path) -> dict:
     folder = out_dir / "ddp"
     script = ddp.write_script(folder)
     common = ["--samples", str(pick(512, 2048)), "--epochs", str(pick(2, 3))]
-    versus_two_threads: dict[str, list[float]] = {"cnn": [], "mlp": []}
-    versus_one_thread: dict[str, list[float]] = {"cnn": [], "mlp": []}
+    # Epoch times per model and set-up, epoch by epoch over all launches: the same data and global batch.
+    epoch_s: dict[str, dict[str, list[float]]] = {model: {"1x2": [], "1x1": [], "2x1": []} for model in ("cnn", "mlp")}
     last_two = None
     for _ in range(pick(1, 3)):
         one = ddp.launch(script, 1, "--tasks", "train", "--reference-threads", "1", *common, threads=2,
                          out=folder / "one.json").result
         two = ddp.launch(script, 2, "--tasks", "train,allreduce,nosync", *common, threads=1,
                          out=folder / "two.json").result
-        for model in versus_two_threads:
-            # Epoch by epoch: the same data and global batch, 2 x 1 time / 1 x 2 (or 1 x 1) time.
-            epochs = two["train"][model]["epoch_s"]
-            versus_two_threads[model] += [b / a for a, b in zip(one["train"][model]["epoch_s"], epochs)]
-            versus_one_thread[model] += [b / a for a, b in zip(one["train_reference"][model]["epoch_s"], epochs)]
+        for model, times in epoch_s.items():
+            times["1x2"] += one["train"][model]["epoch_s"]
+            times["1x1"] += one["train_reference"][model]["epoch_s"]
+            times["2x1"] += two["train"][model]["epoch_s"]
         last_two = two
     (folder / "result_2x1.json").write_text(json.dumps(last_two, indent=1))
     allreduce = pd.DataFrame(last_two["allreduce"])
     write_table(allreduce, out_dir / "11_allreduce", index=False)
     nosync = last_two["nosync"]
-    nosync_ratio = profiling.Ratio(tuple(b / a for a, b in zip(nosync["sync_every_micro_batch"], nosync["no_sync"])),
-                                   over="steps")
+    nosync_ratio = profiling.Ratio(tuple(nosync["sync_every_micro_batch"]), tuple(nosync["no_sync"]), over="steps")
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.loglog(allreduce["bytes"], allreduce["median_s"] * 1e3, "o-")
     ax.set(xlabel="gradient size (bytes)", ylabel="all-reduce, ms (median)",
@@ -167,17 +164,18 @@ def data_parallel(out_dir: Path) -> dict:
     save(fig, out_dir / "11_allreduce.png")
     largest = allreduce.iloc[-1]
     figures = {}
-    for model in versus_two_threads:
-        figures[f"ddp.{model}_2x1_vs_1x2_time"] = _figure(profiling.Ratio(tuple(versus_two_threads[model]), "epochs"))
-        figures[f"ddp.{model}_2x1_vs_1x1_time"] = _figure(profiling.Ratio(tuple(versus_one_thread[model]), "epochs"))
+    versus = {model: {other: profiling.Ratio(tuple(times[other]), tuple(times["2x1"]), "epochs")
+                      for other in ("1x2", "1x1")} for model, times in epoch_s.items()}
+    for model, ratios in versus.items():
+        figures[f"ddp.{model}_2x1_vs_1x2_time"] = _figure(ratios["1x2"])
+        figures[f"ddp.{model}_2x1_vs_1x1_time"] = _figure(ratios["1x1"])
     figures["ddp.allreduce_largest_ms"] = (float(largest["median_s"] * 1e3), "ms",
                                            (float(largest["min_s"] * 1e3), float(largest["max_s"] * 1e3)))
     figures["ddp.allreduce_largest_bytes"] = (float(largest["bytes"]), "B", None)
     figures["ddp.no_sync_time_vs_sync"] = _figure(nosync_ratio)
     print(allreduce.to_string(index=False))
-    for model in versus_two_threads:
-        print(f"{model}: epoch time 2 x 1 / 1 x 2 = {statistics.median(versus_two_threads[model]):.2f}, "
-              f"2 x 1 / 1 x 1 = {statistics.median(versus_one_thread[model]):.2f}")
+    for model, ratios in versus.items():
+        print(f"{model}: epoch time 2 x 1 / 1 x 2 = {ratios['1x2']}, 2 x 1 / 1 x 1 = {ratios['1x1']}")
     return figures
 
 

@@ -1,8 +1,8 @@
 """Data augmentation with `torchvision.transforms.v2`, for training batches only.
 
-The seed's pipeline is a random resized crop followed by horizontal and
-vertical flips. Which of these is admissible depends on the task's
-invariances: a digit stays the same digit when cropped a little, but a
+The original R chapter's (mlr3torch) pipeline is a random resized crop
+followed by horizontal and vertical flips. Which of these is admissible
+depends on the task's invariances: a digit stays the same digit when cropped a little, but a
 mirrored 2 or an upside-down 6 is not a 2 or a 6 any more.
 `invariance_experiment` measures that on the MNIST subset.
 
@@ -34,7 +34,8 @@ def flips(p: float = 0.5) -> v2.Compose:
 
 
 def seed_pipeline(size: int = 28) -> v2.Compose:
-    """The seed's `augment_random_resized_crop %>>% ..._horizontal_flip %>>% ..._vertical_flip`."""
+    """The original R chapter's (mlr3torch) pipeline: `augment_random_resized_crop %>>% ..._horizontal_flip
+    %>>% ..._vertical_flip`."""
     return v2.Compose([mild_crop(size), flips()])
 
 

@@ -5,9 +5,9 @@ of repeats, pins the thread count and synchronises CUDA. Its Measurements are
 kept (`measurements(table)`, `compare(table)` for torch's own Compare table),
 and so is what they say about noise: the interquartile range (q1_s, q3_s,
 iqr_s), the number of timed blocks (runs) and torch's `has_warnings` (IQR over
-10 % of the median). We add what the seed's tables show: min, median,
-iterations per second, memory allocated, and each row's time relative to the
-fastest.
+10 % of the median). We add what the original R chapter's (mlr3torch) tables
+show: min, median, iterations per second, memory allocated, and each row's
+time relative to the fastest.
 
 `make bench` writes every figure to `build/bench.json` under the course root:
 value, unit and spread (an interval in the figure's unit), plus a `machine`

@@ -30,7 +30,7 @@ from dleff.data.datasets import BatchedTensorImages, iterate, make_loader
 from dleff.data.images import ImageFiles, image_folder, list_image_files
 from dleff.devices import cpu_cores, threads
 
-SEED_BATCH_SIZE = 16  # the seed's dataloader(batch_size = 16)
+SEED_BATCH_SIZE = 16  # the original R chapter's (mlr3torch) dataloader(batch_size = 16)
 
 
 # ---------------------------------------------------------------- image files
@@ -40,7 +40,7 @@ def image_files(source: str = "mnist", limit: int | None = None) -> ImageFiles:
     """The image files a lesson reads: an embedded source written once as PNG files, or Tiny-ImageNet.
 
     source: "mnist", "digits", "fashion-mnist" (see `dleff.data.images`), or
-    "tiny-imagenet", the seed's data set, which is downloaded (248 MB) the first
+    "tiny-imagenet", the original R chapter's data set, which is downloaded (248 MB) the first
     time; `limit` then takes that many images spread over its 200 classes.
     """
     if source != "tiny-imagenet":

@@ -1,4 +1,4 @@
-"""The course's networks as plain `nn.Module`s: the seed's MLP and its small CNN.
+"""The course's networks as plain `nn.Module`s: the original R chapter's (mlr3torch) MLP and its small CNN.
 
 Both are ordinary PyTorch modules (no framework wrapper), so a lesson can
 print them, count what they hold, trace or compile them, and hand them to any
@@ -17,8 +17,8 @@ from torch import nn
 class MLP(nn.Sequential):
     """Linear -> ReLU (-> Dropout) for each hidden width, then a linear output layer.
 
-    `MLP(60, 2)` is the seed's `lrn("classif.mlp", neurons = c(100, 100))` on
-    sonar. mlr3torch puts dropout after every activation (its default p is
+    `MLP(60, 2)` is the original R chapter's `lrn("classif.mlp", neurons = c(100, 100))` on
+    sonar. mlr3torch's MLP puts dropout after every activation (its p starts at
     0.5); here dropout defaults to 0 so that the optimizer and JIT lessons
     compare deterministic networks.
     """
@@ -39,13 +39,13 @@ class MLP(nn.Sequential):
 
 
 class CNN(nn.Module):
-    """The seed's CNN: two conv blocks (32 and 64 channels) and a 128-unit head.
+    """The original R chapter's (mlr3torch) CNN: two conv blocks (32 and 64 channels) and a 128-unit head.
 
     Each block is Conv 3x3 (padding 1) -> [BatchNorm2d] -> ReLU -> MaxPool 2, so
     the image side halves twice: `image_size` must be divisible by 4 (28 for
     MNIST, 32 for CIFAR-10). The head is Flatten -> Linear 128 -> ReLU ->
     [Dropout p] -> Linear num_classes. The convolutions keep their bias with
-    batch norm too, as in the seed, so the two variants differ by batch norm only.
+    batch norm too, as in the original R chapter, so the two variants differ by batch norm only.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, *,

@@ -1,4 +1,4 @@
-"""The PyTorch analogue of the seed's "ignite" optimizers: one AdamW, three implementations.
+"""The PyTorch analogue of the original R chapter's (mlr3torch) "ignite" optimizers: one AdamW, three implementations.
 
 R torch's `optim_adamw` runs its update in R, one parameter at a time;
 `optim_ignite_adamw` runs it in C++. PyTorch's `torch.optim.AdamW` always
@@ -63,11 +63,11 @@ def _check_fused_support(params: list) -> None:
 def train_mlp_sonar(implementation: str = "fused", *, epochs: int = 10, batch_size: int = 32,
                     hidden: Sequence[int] = (100, 100), lr: float = 1e-3, seed: int = 0,
                     device: str | torch.device = "cpu", num_threads: int | None = 1) -> list[float]:
-    """The seed's set-up: an MLP (100, 100) on sonar, batch 32, 10 epochs, AdamW; per-epoch losses.
+    """The original R chapter's set-up: an MLP (100, 100) on sonar, batch 32, 10 epochs, AdamW; per-epoch losses.
 
     The same seed gives the same initial weights and batch order whatever the
     implementation, so the three runs differ only in how AdamW steps.
-    num_threads=1 as in mlr3torch's learners: on tensors this small, more
+    num_threads=1, the value mlr3torch's learners start with: on tensors this small, more
     threads cost more in synchronisation than they give (None keeps torch's setting).
     """
     sonar = load_sonar()

@@ -12,9 +12,9 @@
 - Two ways to need less memory: gradient accumulation (k micro-batches, the
   same gradients as one big batch) and activation checkpointing (keep fewer
   activations, recompute them during backward).
-- Timing comparisons come as ratios measured in rounds, side by side, so each
-  carries its spread and a verdict that says "within the noise" when the spread
-  covers 1.
+- Timing comparisons come as times measured in rounds, side by side, so each
+  carries its spread; `dleff.verdicts` words the conclusion (faster, slower or
+  within the noise).
 
 The step and the loop are the course's own (`dleff.train.train_step` and
 `train.fit`, which steps a profiler); this module adds only the variants the
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, schedule
 from torch.utils.checkpoint import checkpoint_sequential
 
-from dleff import bench, train
+from dleff import bench, train, verdicts
 
 LOADER_EVENT = "enumerate(DataLoader)"  # the profiler's name for fetching a batch from a DataLoader
 
@@ -242,13 +242,24 @@ def checkpointed(model: nn.Module, segments: int) -> CheckpointedSequential:
 
 @dataclass(frozen=True)
 class Ratio:
-    """variant / baseline, measured `len(values)` times side by side: median and range.
+    """A variant's times against a baseline's, measured side by side (one pair per round, epoch or step).
 
-    `over` names what each value came from (rounds of timing, epochs, steps).
+    `values` are the pairs' ratios, variant / baseline (above 1: the variant is
+    slower), summarised by their median and range. The conclusion, faster,
+    slower or within the noise, is `dleff.verdicts.paired_timing`'s, from the same pairs.
+    `over` names what each pair came from (rounds of timing, epochs, steps).
     """
 
-    values: tuple[float, ...]
+    baseline_s: tuple[float, ...]
+    variant_s: tuple[float, ...]
     over: str = "rounds"
+
+    def __post_init__(self):
+        verdicts.paired_ratios(self.variant_s, self.baseline_s)  # refuses unpaired or unmeasured times
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        return tuple(verdicts.paired_ratios(self.variant_s, self.baseline_s))
 
     @property
     def median(self) -> float:
@@ -262,13 +273,13 @@ class Ratio:
     def high(self) -> float:
         return float(max(self.values))
 
-    @property
-    def spread(self) -> float:
-        """Half the range: the ± around the median that this report quotes."""
-        return (self.high - self.low) / 2
+    def outcome(self) -> str:
+        """verdicts.FASTER, SLOWER or NOISE: the variant against the baseline."""
+        return verdicts.paired_timing_outcome(self.variant_s, self.baseline_s)
 
-    def covers_one(self) -> bool:
-        return self.low <= 1.0 <= self.high
+    def verdict(self, variant: str, baseline: str) -> str:
+        """The variant against the baseline, in verdicts' words, with the median times and the ratios' range."""
+        return verdicts.paired_timing(variant, self.variant_s, baseline, self.baseline_s, over=self.over)
 
     def __str__(self) -> str:
         return f"{self.median:.2f}x (range {self.low:.2f}-{self.high:.2f} over {len(self.values)} {self.over})"
@@ -276,27 +287,17 @@ class Ratio:
 
 def time_ratio(baseline: Callable[[], object], variant: Callable[[], object], *, rounds: int = 3,
                min_run_time: float = 0.2) -> Ratio:
-    """Median time of `variant` / median time of `baseline`, in `rounds` rounds of both, side by side.
+    """Times of `variant` and of `baseline` (medians of `bench.mark`) in `rounds` rounds of both, side by side.
 
     Each round times both (in alternating order, so a slow spell hurts both
-    alike); the rounds give the spread. Above 1: the variant is slower.
+    alike); the rounds give the spread.
     """
-    values = []
+    baseline_s, variant_s = [], []
     for round_index in range(rounds):
         order = {"baseline": baseline, "variant": variant}
         if round_index % 2:
             order = dict(reversed(order.items()))
         table = bench.mark(min_run_time=min_run_time, memory=False, **order)
-        values.append(float(table.loc["variant", "median_s"] / table.loc["baseline", "median_s"]))
-    return Ratio(tuple(values))
-
-
-def time_verdict(ratio: Ratio, what: str) -> str:
-    """One sentence from a time ratio (variant / baseline): faster, slower, or within the noise."""
-    if ratio.covers_one():
-        return (f"{what}: no gain here — {ratio.median:.2f}x the baseline's time, and the {ratio.over} range from "
-                f"{ratio.low:.2f} to {ratio.high:.2f}, so the difference is within the noise.")
-    pace = "faster" if ratio.high < 1 else "slower"
-    factor = 1 / ratio.median if pace == "faster" else ratio.median
-    return (f"{what}: {factor:.2f}x {pace} than the baseline (time ratio {ratio.median:.2f}, "
-            f"all {len(ratio.values)} {ratio.over} between {ratio.low:.2f} and {ratio.high:.2f}).")
+        baseline_s.append(float(table.loc["baseline", "median_s"]))
+        variant_s.append(float(table.loc["variant", "median_s"]))
+    return Ratio(tuple(baseline_s), tuple(variant_s))

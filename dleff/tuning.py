@@ -72,7 +72,7 @@ def tune_lr(
     threads: torch threads during the search; a 50-50 MLP on 208 rows is
       fastest with one (more threads only add synchronisation).
     refit: train the best configuration on all data for the chosen number of
-      epochs (as mlr3 does after internal tuning), without a validation split.
+      epochs, without a validation split.
     Fast settings (DLEFF_FAST=1) shrink n_lr, folds, epochs and patience.
     """
     n_lr = settings.pick(3, 7) if n_lr is None else n_lr
@@ -118,7 +118,7 @@ def tune_lr(
         searcher.fit(X, y)
         table = results_table(searcher)
         best_row = table.iloc[0]
-        # As mlr3's internal tuning: the epochs chosen in the folds are averaged, rounded up.
+        # The epochs chosen in the folds are averaged and rounded up to a whole epoch.
         best = {"lr": float(best_row["lr"]), "epochs": int(math.ceil(best_row["epochs_mean"]))}
         final = None
         if refit:

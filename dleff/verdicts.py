@@ -5,6 +5,9 @@ centre and a spread per variant) to one of these functions, which says who won,
 by how much, or that the difference is within the noise of the measurement:
 
 * `timing`: two run times (faster / slower / within the noise);
+* `paired_timing`: two series of run times measured side by side in pairs (rounds,
+  epochs), judged on the pairs' ratios, so that a slow spell that hit both alike
+  does not hide the difference;
 * `score`: two scores, such as accuracies over random seeds (better / worse / within
   the noise); `higher_is_better=False` for losses.
 
@@ -81,6 +84,52 @@ def timing(name_a: str, seconds_a: float, spread_a: float, name_b: str, seconds_
     if outcome == FASTER:
         return f"{name_a} was {seconds_b / seconds_a:.2f}x faster than {name_b} {evidence}"
     return f"{name_a} was {seconds_a / seconds_b:.2f}x slower than {name_b} {evidence}"
+
+
+def paired_ratios(seconds_a: Sequence[float], seconds_b: Sequence[float]) -> list[float]:
+    """a_i / b_i for times measured in pairs (a_i beside b_i)."""
+    if not seconds_a or len(seconds_a) != len(seconds_b):
+        raise ValueError(f"paired times need as many of a as of b (at least one), got {len(seconds_a)} "
+                         f"and {len(seconds_b)}")
+    for a, b in zip(seconds_a, seconds_b):
+        _check("a", a, 0.0)
+        _check("b", b, 0.0)
+        if a <= 0 or b <= 0:
+            raise ValueError(f"times must be positive, got {a!r} and {b!r}")
+    return [a / b for a, b in zip(seconds_a, seconds_b)]
+
+
+def _median_and_half_range(values: Sequence[float]) -> tuple[float, float]:
+    return statistics.median(values), (max(values) - min(values)) / 2
+
+
+def paired_timing_outcome(seconds_a: Sequence[float], seconds_b: Sequence[float], min_relative: float = 0.02) -> str:
+    """FASTER, SLOWER or NOISE for `a` against `b`, from pairs: the ratios' median against 1.
+
+    The same rule as `order`, with the ratios' half range as the spread; and the
+    two series' medians must point the same way, or it is NOISE.
+    """
+    ratio, spread = _median_and_half_range(paired_ratios(seconds_a, seconds_b))
+    sign = order(ratio, spread, 1.0, 0.0, min_relative)
+    if sign != order(statistics.median(seconds_a), 0.0, statistics.median(seconds_b), 0.0, 0.0):
+        sign = 0
+    return {-1: FASTER, 0: NOISE, 1: SLOWER}[sign]
+
+
+def paired_timing(name_a: str, seconds_a: Sequence[float], name_b: str, seconds_b: Sequence[float],
+                  over: str = "rounds", min_relative: float = 0.02) -> str:
+    """One sentence from times measured in pairs, quoting both medians and the ratios' range."""
+    outcome = paired_timing_outcome(seconds_a, seconds_b, min_relative)
+    ratios = paired_ratios(seconds_a, seconds_b)
+    median_a, median_b = statistics.median(seconds_a), statistics.median(seconds_b)
+    evidence = (f"({seconds_text(median_a)} against {seconds_text(median_b)}, medians; time ratio "
+                f"{statistics.median(ratios):.2f}, from {min(ratios):.2f} to {max(ratios):.2f} over "
+                f"{len(ratios)} {over})")
+    if outcome == NOISE:
+        return f"{name_a} and {name_b} took the same time within the noise {evidence}"
+    if outcome == FASTER:
+        return f"{name_a} was {median_b / median_a:.2f}x faster than {name_b} {evidence}"
+    return f"{name_a} was {median_a / median_b:.2f}x slower than {name_b} {evidence}"
 
 
 def spread_of(table: pd.DataFrame, row: str) -> float:

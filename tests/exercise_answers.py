@@ -64,4 +64,12 @@ for label, transform in {"none": None, "rotation": v2.RandomRotation(15)}.items(
         train_loader, valid_loader = augment.loaders(few, valid, transform)
         model = augment.small_cnn()
         my_scores[label] = augment.train_and_validate(model, train_loader, valid_loader, epochs=1)""",
+    "10-profiling": """accumulate_16 = profiling.make_step(deep, deep_optimizer, micro_batches=16)
+my_accumulation = bench.mark(min_run_time=RUN_TIME, num_threads=1, memory=False,
+                             **{"plain": lambda: variants["plain"](X_big, y_big),
+                                "accumulate 16": lambda: accumulate_16(X_big, y_big)})""",
+    "11-data-parallel": """my_rank_step = bench.mark(
+    min_run_time=pick(0.2, 1.0), num_threads=1, memory=False,
+    **{"global batch 64": lambda: train.train_step(rank_model, rank_optimizer, X_global, y_global),
+       "rank batch 32": lambda: train.train_step(rank_model, rank_optimizer, X_global[:32], y_global[:32])})""",
 }

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dleff import profiling
+from dleff import profiling, verdicts
 from dleff.data.datasets import ArrayImages, make_loader
 from dleff.models import MLP
 
@@ -100,10 +100,15 @@ def test_step_clears_gradients_the_way_it_is_told(mlp):
 
 
 def test_ratio_and_verdicts():
-    noisy = profiling.Ratio((0.9, 1.0, 1.2))
-    assert noisy.median == pytest.approx(1.0) and noisy.spread == pytest.approx(0.15)
-    assert "within the noise" in profiling.time_verdict(noisy, "x")
-    assert "faster" in profiling.time_verdict(profiling.Ratio((0.5, 0.6, 0.55)), "x")
-    assert "slower" in profiling.time_verdict(profiling.Ratio((1.5, 1.6, 1.4)), "x")
+    noisy = profiling.Ratio((1.0, 1.0, 1.0), (0.9, 1.0, 1.2))
+    assert noisy.median == pytest.approx(1.0) and (noisy.low, noisy.high) == pytest.approx((0.9, 1.2))
+    assert noisy.outcome() == verdicts.NOISE and "within the noise" in noisy.verdict("x", "y")
+    faster = profiling.Ratio((1.0, 1.1, 1.0), (0.5, 0.6, 0.55))
+    assert faster.outcome() == verdicts.FASTER and faster.verdict("x", "y").startswith("x was 1.82x faster than y")
+    slower = profiling.Ratio((1.0, 1.0, 1.0), (1.5, 1.6, 1.4), over="epochs")
+    assert slower.outcome() == verdicts.SLOWER and "slower" in slower.verdict("x", "y")
+    assert str(slower) == "1.50x (range 1.40-1.60 over 3 epochs)"
+    with pytest.raises(ValueError, match="as many"):
+        profiling.Ratio((1.0,), (1.0, 2.0))
     ratio = profiling.time_ratio(lambda: sum(range(20000)), lambda: sum(range(20)), rounds=2, min_run_time=0.01)
-    assert len(ratio.values) == 2 and ratio.high < 1
+    assert len(ratio.values) == 2 and ratio.high < 1 and ratio.outcome() == verdicts.FASTER

@@ -81,3 +81,22 @@ def test_exercise_checks_say_what_is_missing(capsys):
     assert not exercises.check_scores({"none": 0.9, "rotation": 90.0}, ["none", "rotation"], n_items=500)
     assert exercises.check_scores({"none": 0.90, "rotation": 0.95}, ["none", "rotation"], n_items=500)
     assert "rotation scored better than none" in capsys.readouterr().out
+
+
+def test_paired_timing_judges_the_pairs_ratios():
+    # Epoch 2 is far slower than epoch 1 for both: the times' own spreads overlap, the pairs agree.
+    a, b = [0.60, 1.20], [0.50, 1.00]
+    assert verdicts.timing_outcome(0.9, 0.3, 0.75, 0.25) == verdicts.NOISE
+    assert verdicts.paired_timing_outcome(a, b) == verdicts.SLOWER
+    assert verdicts.paired_timing_outcome(b, a) == verdicts.FASTER
+    assert verdicts.paired_timing("a", a, "b", b, over="epochs") == (
+        "a was 1.20x slower than b (900 ms against 750 ms, medians; time ratio 1.20, from 1.20 to 1.20 over 2 epochs)")
+    assert verdicts.paired_timing("b", b, "a", a).startswith("b was 1.20x faster than a")
+    assert verdicts.paired_timing_outcome([0.9, 1.1, 1.0], [1.0, 1.0, 1.0]) == verdicts.NOISE
+    # The ratios' median says faster, the medians of the times do not: no verdict either way.
+    assert verdicts.paired_timing_outcome([0.1, 0.2, 1.5], [1.0, 1.0, 1.0]) == verdicts.FASTER
+    assert verdicts.paired_timing_outcome([0.01, 2.0, 1.5], [0.1, 10.0, 1.0]) == verdicts.NOISE
+    with pytest.raises(ValueError, match="as many"):
+        verdicts.paired_timing_outcome([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="positive"):
+        verdicts.paired_timing_outcome([0.0], [1.0])
