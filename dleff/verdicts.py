@@ -79,6 +79,12 @@ def timing(name_a: str, seconds_a: float, spread_a: float, name_b: str, seconds_
     outcome = timing_outcome(seconds_a, spread_a, seconds_b, spread_b, min_relative)
     evidence = (f"({_with_spread(seconds_a, spread_a, seconds_text)} against "
                 f"{_with_spread(seconds_b, spread_b, seconds_text)})")
+    return _timing_sentence(outcome, name_a, seconds_a, name_b, seconds_b, evidence)
+
+
+def _timing_sentence(outcome: str, name_a: str, seconds_a: float, name_b: str, seconds_b: float,
+                     evidence: str) -> str:
+    """The sentence for a timing outcome, with the speed-up of the two (median) times and the evidence."""
     if outcome == NOISE:
         return f"{name_a} and {name_b} took the same time within the noise {evidence}"
     if outcome == FASTER:
@@ -125,11 +131,7 @@ def paired_timing(name_a: str, seconds_a: Sequence[float], name_b: str, seconds_
     evidence = (f"({seconds_text(median_a)} against {seconds_text(median_b)}, medians; time ratio "
                 f"{statistics.median(ratios):.2f}, from {min(ratios):.2f} to {max(ratios):.2f} over "
                 f"{len(ratios)} {over})")
-    if outcome == NOISE:
-        return f"{name_a} and {name_b} took the same time within the noise {evidence}"
-    if outcome == FASTER:
-        return f"{name_a} was {median_b / median_a:.2f}x faster than {name_b} {evidence}"
-    return f"{name_a} was {median_a / median_b:.2f}x slower than {name_b} {evidence}"
+    return _timing_sentence(outcome, name_a, median_a, name_b, median_b, evidence)
 
 
 def spread_of(table: pd.DataFrame, row: str) -> float:
