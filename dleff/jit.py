@@ -186,20 +186,6 @@ def compile_recording(fn: Callable, backend: str = "inductor", **options) -> tup
 # ---------------------------------------------------------------- what compiling buys in training
 
 
-def make_train_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Callable[[Tensor, Tensor], Tensor]:
-    """One optimizer step on a batch with cross-entropy; returns the (detached) loss."""
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step(X: Tensor, y: Tensor) -> Tensor:
-        optimizer.zero_grad()
-        loss = loss_fn(model(X), y)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-
-    return step
-
-
 def seconds_of_first_call(fn: Callable, *args) -> float:
     """Wall time of one call; the first call of a compiled model is where it compiles."""
     start = time.perf_counter()
@@ -244,10 +230,20 @@ def compare_compiled_training(make_model: Callable[[], nn.Module], X: Tensor, y:
     """
     import torch._inductor.config as inductor_config
 
+    # imported here: the graded quiz imports this module, and train pulls in skorch
+    from dleff.train import train_step
+
     eager_model, compiled_model = make_model(), make_model()
-    eager = make_train_step(eager_model, torch.optim.AdamW(eager_model.parameters(), foreach=True))
-    compiled = make_train_step(torch.compile(compiled_model, **compile_options),
-                               torch.optim.AdamW(compiled_model.parameters(), foreach=True))
+    eager_optimizer = torch.optim.AdamW(eager_model.parameters(), foreach=True)
+    compiled_forward = torch.compile(compiled_model, **compile_options)
+    compiled_optimizer = torch.optim.AdamW(compiled_model.parameters(), foreach=True)
+
+    def eager(X, y):
+        return train_step(eager_model, eager_optimizer, X, y)[0]
+
+    def compiled(X, y):
+        return train_step(compiled_forward, compiled_optimizer, X, y)[0]
+
     torch._dynamo.reset()  # forget graphs compiled earlier in this process
     with threads(num_threads or torch.get_num_threads()):
         eager(X, y)  # warm-up: the eager side's first call is not free either
