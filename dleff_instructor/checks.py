@@ -12,7 +12,14 @@ folder (see `dleff.variants`): the kernel never sees an expected value.
 - `expect_measured(qid, function, measurement, formula[, tolerance])`: the student's `function`
   applied to the values the quiz measured in this run (read once, as plain data) must equal
   `formula` evaluated here on the same values (named `m`).
-- `expect_value(expression, expected[, tolerance])`: a code exercise's result.
+- `expect_call(qid, call, inputs, formula[, tolerance])`: a code exercise run on this student's
+  inputs. `inputs` maps names to lists of possible values; one value per name is drawn for the
+  student as `quiz.numbers(qid, ...)` draws (names listed first, in the same order, get the
+  numbers that quiz cell showed). `call` is the code run in the kernel, with `$name` replaced by
+  the drawn value's literal; `formula`, evaluated here on the drawn values, gives what it must
+  return. A neighbour's copied answers were checked on other inputs than this student's.
+- `expect_value(expression, expected[, tolerance])`: a code exercise's result on fixed inputs
+  (edge cases every student's code must handle).
 - `expect_student(quiz_id)`: not a test but a note when the notebook was started under another
   student id than the folder it was handed in from (it is graded as the folder's student).
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,12 +37,14 @@ from dleff import variants
 
 HIDDEN_BLOCK = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*\n?",
                           re.DOTALL | re.MULTILINE)
-CHECKS = ("expect_choice", "expect_choices", "expect_number", "expect_measured", "expect_value", "expect_student")
+CHECKS = ("expect_choice", "expect_choices", "expect_number", "expect_measured", "expect_call", "expect_value",
+          "expect_student")
 PLAIN = "__import__('dleff.quiz', fromlist=['to_plain']).to_plain({})"
 DEFAULT_TOLERANCE = 1e-6
 MEASURED_TOLERANCE = 1e-3  # a student may round a ratio of timings to three or four digits
-FORMULA_NAMES = {"abs": abs, "len": len, "max": max, "min": min, "round": round, "sorted": sorted, "sum": sum,
-                 "math": math}
+FORMULA_NAMES = {"abs": abs, "all": all, "any": any, "bool": bool, "dict": dict, "enumerate": enumerate,
+                 "float": float, "int": int, "len": len, "list": list, "max": max, "min": min, "range": range,
+                 "round": round, "sorted": sorted, "sum": sum, "tuple": tuple, "zip": zip, "math": math}
 
 Evaluate = Callable[[str], tuple[bool, object]]
 
@@ -99,7 +109,7 @@ class HiddenCheck:
         return quiz_id, question_id
 
     def expected(self, student: str):
-        """The right answer for `student` (a letter, letters or a number); None for other kinds."""
+        """The right answer `student` writes in a variable (a letter, letters or a number); None for other kinds."""
         quiz_id, question_id = self._split()
         if self.kind == "expect_choice":
             _, _, right, options = self.arguments
@@ -111,6 +121,20 @@ class HiddenCheck:
             formula, choices = self.arguments[2:4]
             return formula_value(formula, variants.draw(choices, quiz_id, question_id, student))
         return None
+
+    def inputs(self, student: str) -> dict:
+        """An `expect_call`'s inputs for `student`, drawn from its question's stream."""
+        quiz_id, question_id = self._split()
+        return variants.draw(self.arguments[2], quiz_id, question_id, student)
+
+    def returns(self, student: str):
+        """What an `expect_call`'s code must return for `student` (the formula on their inputs)."""
+        return formula_value(self.arguments[3], self.inputs(student))
+
+    def call(self, student: str) -> str:
+        """An `expect_call`'s code with this student's inputs written in as literals."""
+        return string.Template(self.arguments[1]).substitute(
+            {name: repr(value) for name, value in self.inputs(student).items()})
 
     def judge(self, evaluate: Evaluate, student: str) -> str | None:
         """None when the check passes, else the plain-words reason (or a `Note`) for the student.
@@ -134,6 +158,8 @@ class HiddenCheck:
             return None
         if self.kind == "expect_measured":
             return self._judge_measured(evaluate)
+        if self.kind == "expect_call":
+            return self._judge_call(evaluate, student)
         variable = self.arguments[1]
         ok, value = evaluate(PLAIN.format(variable))
         if not ok:
@@ -150,6 +176,15 @@ class HiddenCheck:
             right = isinstance(value, (int, float)) and not isinstance(value, bool) and values_match(
                 value, expected, tolerance)
         return None if right else f"{self.question}: the answer in `{variable}` is not right."
+
+    def _judge_call(self, evaluate: Evaluate, student: str) -> str | None:
+        call = self.call(student)
+        ok, value = evaluate(PLAIN.format(call))
+        if not ok:
+            return f"{self.question}: `{call}` raised {value}"
+        tolerance = self.arguments[4] if len(self.arguments) > 4 else DEFAULT_TOLERANCE
+        return None if values_match(value, self.returns(student), tolerance) else (
+            f"{self.question}: `{call}` does not give the expected result.")
 
     def _judge_measured(self, evaluate: Evaluate) -> str | None:
         _, function, measurement, formula, *rest = self.arguments
@@ -181,6 +216,21 @@ def split_hidden(source: str) -> tuple[str, list[HiddenCheck]]:
                                  f"{ast.unparse(statement)}")
             if call.keywords:  # an instructor's `tolerance=0.1` would otherwise be lost without a word
                 raise ValueError(f"hidden tests take positional arguments only, found: {ast.unparse(statement)}")
-            checks.append(HiddenCheck(name, tuple(ast.literal_eval(arg) for arg in call.args)))
+            check = HiddenCheck(name, tuple(ast.literal_eval(arg) for arg in call.args))
+            if name == "expect_call":
+                _check_call_form(check, statement)
+            checks.append(check)
     visible = HIDDEN_BLOCK.sub("", source).rstrip()
     return visible, checks
+
+
+def _check_call_form(check: HiddenCheck, statement: ast.stmt) -> None:
+    """An `expect_call` whose code names an input it does not draw would fail every student alike."""
+    if len(check.arguments) not in (4, 5) or not isinstance(check.arguments[2], dict):
+        raise ValueError("expect_call takes (qid, call, inputs, formula[, tolerance]), found: "
+                         f"{ast.unparse(statement)}")
+    named = set(string.Template(check.arguments[1]).get_identifiers())
+    missing = named - set(check.arguments[2])
+    if missing:
+        raise ValueError(f"expect_call's code uses ${', $'.join(sorted(missing))} but draws no such input: "
+                         f"{ast.unparse(statement)}")

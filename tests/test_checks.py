@@ -267,3 +267,53 @@ def test_anything_but_literal_checks_is_refused(statement):
 def test_keyword_arguments_are_refused_rather_than_dropped():
     with pytest.raises(ValueError, match="positional"):
         split_hidden('### BEGIN HIDDEN TESTS\nquiz.expect_value("x", 1, tolerance=0.1)\n### END HIDDEN TESTS\n')
+
+
+CALL = HiddenCheck("expect_call", ("04-jit/safe-divide", "safe_divide($a, $b)",
+                                   {"a": [[1.0, 2.0], [3.0, -6.0], [5.0, 0.5]],
+                                    "b": [[0.0, 2.0], [4.0, 0.0], [2.0, 8.0]]},
+                                   "[x / y if y else 0.0 for x, y in zip(a, b)]"))
+
+
+def safe_divide(a, b):
+    return [x / y if y else 0.0 for x, y in zip(a, b)]
+
+
+def test_call_runs_the_students_function_on_their_own_inputs():
+    drawn = {student: CALL.inputs(student) for student in (ONE, TWO, "s003", "s004")}
+    assert len({repr(inputs) for inputs in drawn.values()}) > 1, "inputs must differ between students"
+    for student, inputs in drawn.items():
+        kernel = Kernel(safe_divide=safe_divide)
+        assert CALL.judge(kernel, student) is None
+        assert kernel.asked == [PLAIN.format(f"safe_divide({inputs['a']!r}, {inputs['b']!r})")]
+        assert CALL.returns(student) == safe_divide(inputs["a"], inputs["b"])
+        assert CALL.expected(student) is None  # nothing a student writes in an answer variable
+    # the same inputs as quiz.numbers draws them for that question: shown numbers and hidden inputs agree
+    assert CALL.inputs(ONE) == variants.draw(CALL.arguments[2], "04-jit", "safe-divide", ONE)
+
+
+def test_call_fails_a_function_fitted_to_someone_elses_inputs():
+    one = CALL.inputs(ONE)
+    other = next(student for student in (f"s{n:03d}" for n in range(2, 99)) if CALL.inputs(student) != one)
+    two = CALL.inputs(other)
+    copied = {repr((one["a"], one["b"])): safe_divide(one["a"], one["b"])}  # answers by lookup, not by computing
+    kernel = Kernel(safe_divide=lambda a, b: copied.get(repr((a, b)), [0.0] * len(a)))
+    assert CALL.judge(kernel, ONE) is None
+    verdict = CALL.judge(Kernel(safe_divide=lambda a, b: copied.get(repr((a, b)), [0.0] * len(a))), other)
+    assert verdict == (f"04-jit/safe-divide: `safe_divide({two['a']!r}, {two['b']!r})` does not give the "
+                       "expected result.")
+    raised = CALL.judge(Kernel(safe_divide=lambda a, b: 1 / 0), ONE)
+    assert raised.startswith("04-jit/safe-divide: `safe_divide(") and raised.endswith("raised ZeroDivisionError: "
+                                                                                        "division by zero")
+    loose = HiddenCheck("expect_call", (*CALL.arguments, 0.1))
+    assert loose.judge(Kernel(safe_divide=lambda a, b: [v * 1.05 for v in safe_divide(a, b)]), ONE) is None
+    assert CALL.judge(Kernel(safe_divide=lambda a, b: [v * 1.05 for v in safe_divide(a, b)]), ONE) is not None
+
+
+def test_call_form_is_checked_when_the_hidden_tests_are_read():
+    good = '### BEGIN HIDDEN TESTS\nquiz.expect_call("q/x", "f($n)", {"n": [1, 2]}, "n + 1")\n### END HIDDEN TESTS\n'
+    assert split_hidden(good)[1] == [HiddenCheck("expect_call", ("q/x", "f($n)", {"n": [1, 2]}, "n + 1"))]
+    with pytest.raises(ValueError, match=r"uses \$m but draws no such input"):
+        split_hidden(good.replace("f($n)", "f($n, $m)"))
+    with pytest.raises(ValueError, match="takes"):
+        split_hidden(good.replace(', "n + 1"', ""))

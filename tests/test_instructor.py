@@ -212,7 +212,7 @@ def test_nothing_returned_to_students_shows_hidden_tests(graded_class):
         for secret in ("HIDDEN TESTS", "MARK SCHEME"):
             assert secret not in text, f"{path.relative_to(root)} shows {secret!r}"
         # a hidden check is a call; mallory's own `quiz.expect_answer = ...` is her code, not ours
-        assert not re.search(r"expect_(choices?|number|measured|value|student)\(", text), \
+        assert not re.search(r"expect_(choices?|number|measured|call|value|student)\(", text), \
             f"{path.relative_to(root)} shows a hidden check"
 
 

@@ -54,7 +54,7 @@ def test_no_file_of_the_edition_holds_a_hidden_test_an_answer_or_a_mark_scheme(e
     hidden = secrets()
     assert len(hidden) > 50
     markers = ("BEGIN HIDDEN TESTS", "BEGIN SOLUTION", "MARK SCHEME", "dleff_instructor", "quiz.letter_of(",
-               "expect_choice", "expect_number", "expect_measured", "expect_value", "expect_student")
+               "expect_choice", "expect_number", "expect_measured", "expect_call", "expect_value", "expect_student")
     for path in (p for p in edition.rglob("*") if p.is_file()):
         text = path.read_text(errors="replace")
         if path.suffix == ".ipynb":  # compare code as Python writes it, across the notebook's JSON escaping
