@@ -19,10 +19,10 @@ from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Integer
+from traitlets import Bool, Integer, default
 
 from dleff.quiz import GRADED_STUDENT_ENV
-from dleff_instructor import sandbox
+from dleff_instructor import sandbox, warm
 from dleff_instructor.checks import Note, split_hidden
 from dleff_instructor.repair import REPAIRS_KEY
 
@@ -47,6 +47,13 @@ class SealedExecute(Execute):
     sandboxed = Bool(True, help="Run each submission's kernel in a bubblewrap sandbox.").tag(config=True)
     notebook_timeout = Integer(600, help="Seconds one notebook may run in all.").tag(config=True)
     memory_gib = Integer(4, help="Memory a submission may allocate beyond the imports (GiB).").tag(config=True)
+    warm_kernels = Bool(True, help="Fork each kernel from a server that has imported the quizzes' modules, one "
+                                   "per student (see `warm`), where the grader grades a student's quizzes "
+                                   "together.").tag(config=True)
+
+    @default("shutdown_kernel")
+    def _kill_when_done(self):
+        return "immediate"  # a graded kernel has nothing to save: a graceful exit only costs a second or two
 
     def preprocess(self, nb, resources=None, km=None):
         # the kernel started below inherits this: a quiz whose id cell was left empty (JupyterHub)
@@ -74,15 +81,26 @@ class SealedExecute(Execute):
         return self._resources.get("nbgrader", {}).get("student")
 
     def create_kernel_manager(self):
-        if not self.sandboxed:
-            return super().create_kernel_manager()
         from dleff.paths import course_root
 
         root = course_root()
         quiz_id = self._resources.get("nbgrader", {}).get("assignment")
-        box = sandbox.Sandbox(root, sandbox.Limits(memory=self.memory_gib * sandbox.GIB), sandbox.check_available())
+        folder = root / "quizzes" / quiz_id if quiz_id else None
         name = self._resources.get("nbgrader", {}).get("notebook", "submission") + ".ipynb"
-        box.add_files(root / "quizzes" / quiz_id if quiz_id else None, name, nbformat.writes(self.nb))
+        limits = sandbox.Limits(memory=self.memory_gib * sandbox.GIB)
+        bwrap = sandbox.check_available() if self.sandboxed else None
+        kernels = warm.kernels_for(self.student or "", root, limits, bwrap) if self.warm_kernels else None
+        if kernels is not None:
+            kernels.prepare(folder, name, nbformat.writes(self.nb))
+            try:
+                self.km = kernels.kernel_manager(config=self.config)
+                return self.km
+            except (OSError, RuntimeError) as error:  # grade it the slow way rather than not at all
+                self.log.warning("No warm kernel for %s (%s): starting a kernel of its own", self.student, error)
+        if not self.sandboxed:
+            return super().create_kernel_manager()
+        box = sandbox.Sandbox(root, limits, bwrap)
+        box.add_files(folder, name, nbformat.writes(self.nb))
         self.km = sandbox.SandboxedKernelManager(sandbox=box, config=self.config)
         return self.km
 

@@ -289,6 +289,14 @@ def _grade_one(quiz_id: str, student: str) -> tuple[str, str, str | None, float]
     return quiz_id, student, reason, time.perf_counter() - start
 
 
+def _grade_student(student: str, quiz_ids: list[str]) -> list[tuple[str, str, str | None, float]]:
+    """Grade one student's quizzes one after another, their kernels forked from one warm sandbox."""
+    from dleff_instructor import warm
+
+    with warm.one_student(student, quiz_ids):
+        return [_grade_one(quiz_id, student) for quiz_id in quiz_ids]
+
+
 def _pending(root: Path, quizzes: list[str]) -> list[tuple[str, str]]:
     """(quiz, student) for every submission not yet graded (collect removes a changed one's grade)."""
     jobs = []
@@ -304,9 +312,11 @@ def autograde(root: Path, only: list[str] | None = None, workers: int | None = N
               unsafe: bool = False, times: Path | None = None) -> list[str]:
     """Grade every new or changed submission; a failing student never stops the others.
 
-    Submissions are graded in parallel, one (student, quiz) at a time per worker process: a
-    notebook's kernel spends much of its time starting up and waiting, so each core keeps
-    more than one busy. Each kernel runs in a sandbox unless `unsafe` (see `sandbox`).
+    Students are graded in parallel, one student at a time per worker process; a student's
+    quizzes one after another, each in a kernel of its own forked from the student's warm
+    sandbox (see `warm`: imports once per student instead of once per notebook). A kernel spends
+    some of its time waiting, so each core keeps more than one worker busy. Kernels run in a
+    sandbox unless `unsafe` (see `sandbox`).
     `times`: a file where each notebook's time split is appended (see SealedExecute).
     """
     import multiprocessing
@@ -328,13 +338,17 @@ def autograde(root: Path, only: list[str] | None = None, workers: int | None = N
     backup(root)
     _register_students(root)
     jobs = _pending(root, quizzes)
+    by_student: dict[str, list[str]] = {}
+    for quiz_id, student in jobs:
+        by_student.setdefault(student, []).append(quiz_id)
     context = multiprocessing.get_context("spawn")  # no torch/zmq state inherited through fork
     results = []
     if jobs:
-        with ProcessPoolExecutor(max_workers=min(len(jobs), workers or max(2, cpu_cores() + 1)),
+        with ProcessPoolExecutor(max_workers=min(len(by_student), workers or max(2, cpu_cores() + 1)),
                                  mp_context=context, initializer=_start_worker,
                                  initargs=(str(root), unsafe, str(times) if times else None)) as pool:
-            results = list(pool.map(_grade_one, *zip(*jobs)))
+            for graded in pool.map(_grade_student, by_student, by_student.values()):
+                results += graded
     notes = load_notes(root)
     log = []
     seconds: dict[str, float] = {}

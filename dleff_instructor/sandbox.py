@@ -142,9 +142,15 @@ class Sandbox:
         if notebook_name and notebook_text is not None:
             (self.quiz / notebook_name).write_text(notebook_text)
 
-    def command(self, kernel: list[str]) -> list[str]:
+    def command(self, kernel: list[str], binds: list[tuple[Path, str]] = (), as_pid_1: bool = False) -> list[str]:
+        """bwrap's command line that runs `kernel` in this sandbox.
+
+        `binds`: more files, read-only. `as_pid_1`: `kernel` is the sandbox's init, which no process
+        inside can kill, and whose end ends them all (else bwrap's own init is).
+        """
         banks = self.course / "quizzes" / "banks"
         cmd = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+               *(["--as-pid-1"] if as_pid_1 else []),
                "--uid", str(UID), "--gid", str(GID),
                "--ro-bind", "/usr", "/usr",
                "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
@@ -160,6 +166,8 @@ class Sandbox:
                 "--dir", f"{INSIDE_COURSE}/quizzes"]
         if banks.is_dir():
             cmd += ["--ro-bind", str(banks), f"{INSIDE_COURSE}/quizzes/banks"]
+        for source, target in binds:
+            cmd += ["--ro-bind", str(source), target]
         cmd += ["--bind", str(self.quiz), INSIDE_QUIZ,
                 "--bind", str(self.runtime), str(self.runtime),
                 "--remount-ro", "/", "--chdir", INSIDE_QUIZ]
