@@ -24,7 +24,9 @@ PUBLIC = sorted(p for p in (ROOT / "quizzes").rglob("*") if p.is_file()) + LESSO
 
 
 def graded(quiz_id: str) -> list:
-    return [check for checks in classroom.hidden_checks(quiz_id, ROOT).values() for check in checks if check.question]
+    """The checks of graded questions (each has its own question cell; a code exercise's `expect_call` has none)."""
+    return [check for checks in classroom.hidden_checks(quiz_id, ROOT).values() for check in checks
+            if check.question and check.kind != "expect_call"]
 
 
 def question_text(quiz_id: str, short_id: str) -> str:
