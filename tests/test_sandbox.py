@@ -22,9 +22,19 @@ from dleff_instructor import classroom, grading, sandbox
 ROOT = Path(__file__).resolve().parents[1]
 Q = "01-devices"
 QUIZ = f"{Q}-quiz.ipynb"
+LATER = "06-validation"  # graded after Q in the same student's warm sandbox
 GRADER_OUTPUTS = ("autograded", "feedback", "backups", "gradebook.db", "grading-notes.json", "grades.csv",
                   "grades-by-question.csv", "grades-notes.csv")
 MARKER = "31415926"  # in every process the forker starts: none may be alive after grading
+SURVIVORS = f"""
+import pathlib
+def _cmdline(p):
+    try:
+        return (p / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+print("survivors:", [p.name for p in pathlib.Path("/proc").iterdir() if p.name.isdigit() and "{MARKER}" in _cmdline(p)])
+"""
 
 FIND_COURSE = """
 import os, pathlib
@@ -158,21 +168,21 @@ def _marked_processes():
     return found
 
 
-def _by_question(root, student):
+def _by_question(root, student, quiz=Q):
     with open(root / "grades-by-question.csv", newline="") as handle:
         return {r["question"]: float(r["score"]) for r in csv.DictReader(handle)
-                if r["student_id"] == student and r["quiz"] == Q}
+                if r["student_id"] == student and r["quiz"] == quiz}
 
 
-def _with_attack(student, attack, where=0, before=False):
+def _with_attack(student, attack, where=0, before=False, quiz=Q):
     """`student`'s honest answers (for their own variant), with `attack` run in the `where`-th answer
     cell (before or after its answer)."""
-    answers = classroom.answers(Q, ROOT, student)
-    code_answers = [c.metadata.nbgrader["grade_id"] for c in classroom.blank(Q, ROOT, student).cells
+    answers = classroom.answers(quiz, ROOT, student)
+    code_answers = [c.metadata.nbgrader["grade_id"] for c in classroom.blank(quiz, ROOT, student).cells
                     if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
     grade_id = code_answers[where]
     source = attack + "\n" + answers[grade_id] if before else answers[grade_id] + "\n" + attack
-    return classroom.filled(Q, {grade_id: source}, root=ROOT, student=student)
+    return classroom.filled(quiz, {grade_id: source}, root=ROOT, student=student)
 
 
 @pytest.fixture(scope="module")
@@ -196,10 +206,14 @@ def attacked(course_factory, tmp_path_factory, monkeypatch_module):
         ("forker", QUIZ): _with_attack("forker", FORKER),
         ("hog", QUIZ): _with_attack("hog", HOG, where=-1, before=True),
         ("caller", QUIZ): _with_attack("caller", CALLER.format(addresses=[lst.address for lst in listeners])),
+        # a student's next quiz runs in the same warm sandbox: it must not inherit the attacks of the first
+        ("good", f"{LATER}-quiz.ipynb"): classroom.filled(LATER, root=ROOT, student="good"),
+        ("killer", f"{LATER}-quiz.ipynb"): classroom.filled(LATER, root=ROOT, student="killer"),
+        ("forker", f"{LATER}-quiz.ipynb"): _with_attack("forker", SURVIVORS, quiz=LATER),
     })
     grading.collect(export, root)
     before = _checksums(root)
-    log = grading.autograde(root, [Q])
+    log = grading.autograde(root, [Q, LATER])
     grading.grades(root)
     for listener in listeners:
         listener.close()
@@ -223,6 +237,18 @@ def test_attackers_get_what_their_honest_answers_deserve(attacked):
     assert _by_question(root, "reader") == blank, "reading the course's files must gain nothing"
 
 
+def test_a_students_next_quiz_starts_clean_after_an_attack(attacked):
+    """Killing the kernel's parent, or leaving detached processes, spoils nothing of the next quiz."""
+    root, _, _, _ = attacked
+    good = _by_question(root, "good", LATER)
+    assert sum(good.values()) > 0
+    assert _by_question(root, "killer", LATER) == good
+    assert _by_question(root, "forker", LATER) == good
+    notebook = nbformat.read(root / "autograded" / "forker" / LATER / f"{LATER}-quiz.ipynb", as_version=4)
+    printed = [o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("survivors: []" in text for text in printed), printed
+
+
 def test_memory_hog_loses_only_the_question_that_allocated(attacked):
     root, _, _, _ = attacked
     good, hog = _by_question(root, "good"), _by_question(root, "hog")
@@ -238,11 +264,23 @@ def test_course_tree_is_unchanged_outside_grader_outputs(attacked):
     assert all((root / "submitted" / s / Q / QUIZ).exists() for s in ("good", "reader", "killer"))
 
 
+def _sandboxes_of(root: Path) -> list[str]:
+    """Processes still in a sandbox's group that were started for this course (its banks are bound)."""
+    left = []
+    for procs in Path(sandbox.CGROUPS).glob("*/dleff-*/cgroup.procs"):
+        for pid in procs.read_text().split():
+            try:
+                if str(root).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    left.append(pid)
+            except OSError:
+                pass
+    return left
+
+
 def test_nothing_left_running_and_nothing_reached_the_network(attacked):
-    _, _, _, listeners = attacked
+    root, _, _, listeners = attacked
     assert _marked_processes() == []
-    assert not list(Path(sandbox.CGROUPS).glob("*/dleff-*/cgroup.procs")) or all(
-        not p.read_text().strip() for p in Path(sandbox.CGROUPS).glob("*/dleff-*/cgroup.procs"))
+    assert _sandboxes_of(root) == []  # other graders on this machine may have groups of their own
     assert all(listener.received == [] for listener in listeners), [lst.received for lst in listeners]
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("dleff-sandbox-*/quiz/*"))
 
