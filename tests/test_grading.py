@@ -55,7 +55,8 @@ def test_a_copied_neighbours_answers_lose_points(graded):
         own = gradebook.find_submission(COPIED, "s001")
         copied = gradebook.find_submission(COPIED, "s002")
         assert copied.code_score < own.code_score
-        # the code exercise and the own-run question do not depend on the id: they still score
+        # code that computes its answer still scores: the exercise reads the notebook's own `fill`, and the
+        # own-run question is judged on this run's measurement
         assert gradebook.find_grade("test_safe_divide", f"{COPIED}-quiz", COPIED, "s002").auto_score == 2
 
 

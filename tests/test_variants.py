@@ -1,13 +1,14 @@
 """Per-student variants: judged as the grader judges them, over a generated class of 30 (no kernel needed)."""
 
 import ast
+from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
 
 import pytest
 
 from dleff_instructor import classroom
-from dleff_instructor.checks import HiddenCheck, Note, split_hidden
+from dleff_instructor.checks import PLAIN, HiddenCheck, Note, split_hidden
 from dleff_instructor.release import quiz_ids
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,3 +157,36 @@ def _literal_assigned(notebook, name):
             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
                 return ast.literal_eval(node.value)
     return None
+
+
+def calls_of(quiz_id: str) -> list[HiddenCheck]:
+    return [check for checks in classroom.hidden_checks(quiz_id, ROOT).values() for check in checks
+            if check.kind == "expect_call"]
+
+
+def hard_coded(results: dict[str, object], fallback=None) -> Callable:
+    """A kernel holding a function fitted to someone's results: a known call gets its known result,
+    any other call `fallback` (what a copied table of outputs gives in the place of this check)."""
+    def evaluate(expression):
+        return True, results.get(expression, fallback)
+    return evaluate
+
+
+@pytest.mark.parametrize("quiz_id", QUIZZES)
+def test_code_exercises_run_on_each_students_own_inputs_and_a_neighbours_fitted_function_fails(quiz_id):
+    calls = calls_of(quiz_id)
+    assert len(calls) >= 2, f"{quiz_id}: its code exercises should run on each student's own inputs"
+    pairs = list(combinations(CLASS, 2))
+    differing = sum(any(c.call(a) != c.call(b) for c in calls) for a, b in pairs) / len(pairs)
+    passed_by_copy = 0
+    for student, neighbour in zip(CLASS, CLASS[1:] + CLASS[:1]):
+        # the student's own (right) results pass: every formula can be evaluated on every draw
+        own = {PLAIN.format(c.call(student)): c.returns(student) for c in calls}
+        assert all(c.judge(hard_coded(own), student) is None for c in calls), (quiz_id, student)
+        theirs = {PLAIN.format(c.call(neighbour)): c.returns(neighbour) for c in calls}
+        copied = [c.judge(hard_coded(theirs, c.returns(neighbour)), student) for c in calls]
+        passed_by_copy += all(reason is None for reason in copied)
+    print(f"{quiz_id}: {len(calls)} calls on drawn inputs; inputs differ for {differing:.0%} of pairs; "
+          f"a neighbour's hard-coded results pass for {passed_by_copy} of {len(CLASS)}")
+    assert differing >= 0.5
+    assert passed_by_copy <= len(CLASS) // 10
