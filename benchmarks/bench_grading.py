@@ -2,9 +2,12 @@
 
 The same class is graded twice in one run, in two fresh copies of the course: once with every
 kernel in its sandbox (what `make autograde` does) and once without (`UNSAFE=1`), so the
-sandbox's cost is a side-by-side figure. Each notebook's time is split into kernel start
-(sandbox and kernel up, ready to run), the first cell (mostly imports), all cells, and
-judging the hidden checks outside the kernel.
+sandbox's cost is a side-by-side figure. Both grade as `make autograde` does: a student's
+quizzes one after another, each in a kernel forked from that student's warm server (`warm`).
+Each notebook's time is split into kernel start (a fork, ready to run; a student's first
+notebook also waits for their server to import torch and the quizzes' modules), the first
+cell, all cells, and judging the hidden checks outside the kernel. `kernel_starts` compares,
+alternating, a kernel started in a sandbox of its own, one without, and one forked.
 """
 
 import json
@@ -27,18 +30,27 @@ PHASES = ["start", "first_cell", "cells", "judging", "total"]
 
 
 def kernel_starts(repeats: int = 8) -> pd.DataFrame:
-    """Seconds to start a kernel, import torch and dleff, and shut it down: sandboxed and not, alternating."""
+    """Seconds to get a kernel that has imported torch and dleff, and shut it down, three ways, alternating:
+    started in a sandbox, started without one, and forked in a sandbox from a warm server (`warm`),
+    whose own start (once per student) is timed apart."""
     import asyncio
 
     from jupyter_client.manager import AsyncKernelManager
 
-    from dleff_instructor import sandbox
+    from dleff_instructor import sandbox, warm
 
-    async def once(sandboxed: bool) -> dict:
+    bwrap = sandbox.check_available()
+    began = time.perf_counter()
+    kernels = warm.WarmKernels(course_root(), "bench", warm.ALWAYS, sandbox.Limits(), bwrap)
+    kernels.start()
+    server_start = time.perf_counter() - began
+
+    async def once(mode: str) -> dict:
         began = time.perf_counter()
-        if sandboxed:
-            box = sandbox.Sandbox(course_root(), sandbox.Limits(), sandbox.check_available())
-            manager = sandbox.SandboxedKernelManager(sandbox=box)
+        if mode == "sandboxed":
+            manager = sandbox.SandboxedKernelManager(sandbox=sandbox.Sandbox(course_root(), sandbox.Limits(), bwrap))
+        elif mode == "forked":
+            manager = kernels.kernel_manager()
         else:
             manager = AsyncKernelManager(kernel_name="python3")
         await manager.start_kernel()
@@ -50,10 +62,15 @@ def kernel_starts(repeats: int = 8) -> pd.DataFrame:
         imported = time.perf_counter()
         client.stop_channels()
         await manager.shutdown_kernel(now=True)
-        return {"sandboxed": sandboxed, "start": ready - began, "imports": imported - ready,
+        return {"mode": mode, "start": ready - began, "imports": imported - ready,
                 "shutdown": time.perf_counter() - imported, "total": time.perf_counter() - began}
 
-    rows = [asyncio.run(once(sandboxed)) for _ in range(repeats) for sandboxed in (True, False)]
+    try:
+        rows = [asyncio.run(once(mode)) for _ in range(repeats) for mode in ("sandboxed", "unsandboxed", "forked")]
+    finally:
+        kernels.close()
+    rows.append({"mode": "warm server start", "start": server_start, "imports": 0.0, "shutdown": 0.0,
+                 "total": server_start})
     return pd.DataFrame(rows)
 
 
@@ -77,10 +94,17 @@ def _grade(root: Path, export: Path, unsafe: bool, times: Path) -> float:
 def main(out_dir: Path) -> None:
     starts = kernel_starts()
     starts.to_csv(out_dir / "grading-kernel-starts.csv", index=False)
-    start_quartiles = starts.groupby("sandboxed")[["start", "imports", "shutdown", "total"]].quantile(
+    start_quartiles = starts.groupby("mode")[["start", "imports", "shutdown", "total"]].quantile(
         [0.25, 0.5, 0.75]).unstack()
     print(start_quartiles.round(3).to_string())
-    box, bare = starts.loc[starts["sandboxed"], "total"], starts.loc[~starts["sandboxed"], "total"]
+    box, bare = starts.loc[starts["mode"] == "sandboxed", "total"], starts.loc[starts["mode"] == "unsandboxed", "total"]
+    forked = starts.loc[starts["mode"] == "forked", "total"]
+    bench.record("grading.forked_kernel_s", forked.median(), "s", spread=(forked.quantile(0.25), forked.quantile(0.75)),
+                 note=f"a kernel forked from a warm sandboxed server, ready with torch and dleff imported, then shut "
+                      f"down: median of {len(forked)}, quartiles; the server's own start (once per student) took "
+                      f"{starts.loc[starts['mode'] == 'warm server start', 'total'].iloc[0]:.1f} s")
+    bench.record("grading.cold_kernel_s", box.median(), "s", spread=(box.quantile(0.25), box.quantile(0.75)),
+                 note=f"the same, started in a sandbox of its own (as before warm kernels): median of {len(box)}")
     overhead = box.median() - bare.median()
     bench.record("grading.sandbox_overhead_per_kernel_s", overhead, "s",
             spread=(min(overhead, box.quantile(0.25) - bare.quantile(0.75)),
