@@ -215,14 +215,18 @@ class Sandbox:
             groups.append(group)
         return groups
 
-    def out_of_memory(self) -> bool:
-        """Did the kernel OOM-kill a process of this sandbox's memory group?"""
+    def oom_kills(self) -> int:
+        """How many processes of this sandbox's memory group the kernel has OOM-killed so far (0 without one)."""
         for group in self.cgroups:
             control = group / "memory.oom_control"
             if control.exists():
                 fields = dict(line.split() for line in control.read_text().splitlines() if len(line.split()) == 2)
-                return int(fields.get("oom_kill", 0)) > 0
-        return False
+                return int(fields.get("oom_kill", 0))
+        return 0
+
+    def out_of_memory(self) -> bool:
+        """Did the kernel OOM-kill a process of this sandbox's memory group?"""
+        return self.oom_kills() > 0
 
     def cleanup(self) -> None:
         """Kill whatever is left in the groups, remove the groups and the scratch folder."""

@@ -242,7 +242,7 @@ class WarmKernels:
             client.connect(str(self.control))
             client.sendall((json.dumps(request) + "\n").encode())
             reply = json.loads(client.makefile().readline())
-        self._oom_seen = self._oom_kills()
+        self._oom_seen = self.box.oom_kills()
         inner = int(reply["pid"])
         if not self.bwrap:
             return ForkedKernel(inner)
@@ -268,17 +268,9 @@ class WarmKernels:
                     pass
             time.sleep(0.01)
 
-    def _oom_kills(self) -> int:
-        for group in self.box.cgroups:
-            control = group / "memory.oom_control"
-            if control.exists():
-                fields = dict(line.split() for line in control.read_text().splitlines() if len(line.split()) == 2)
-                return int(fields.get("oom_kill", 0))
-        return 0
-
     def out_of_memory(self) -> bool:
         """Did this notebook's kernel run out of the sandbox's memory since it was forked?"""
-        return self._oom_kills() > self._oom_seen
+        return self.box.oom_kills() > self._oom_seen
 
     def kernel_manager(self, **kwargs) -> WarmKernelManager:
         if not self.alive():  # first notebook, or a notebook killed the server: a fresh sandbox
