@@ -64,6 +64,8 @@ def test_a_notebook_under_another_id_is_graded_as_its_folder_with_a_note(graded)
     with Gradebook(f"sqlite:///{graded / 'gradebook.db'}") as gradebook:
         assert gradebook.find_submission(COPIED, "s003").code_score < gradebook.find_submission(
             COPIED, "s001").code_score
+        # its exercise filled with the `fill` shown to s001, not s003's: a whole copied notebook loses it too
+        assert gradebook.find_grade("test_safe_divide", f"{COPIED}-quiz", COPIED, "s003").auto_score == 0
     notebook = nbformat.read(graded / "autograded" / "s003" / COPIED / f"{COPIED}-quiz.ipynb", as_version=4)
     note = notebook.cells[0].source
     assert "started with the student id 's001'" in note and "graded against the options and numbers of 's003'" in note

@@ -317,3 +317,33 @@ def test_never_released_says_run_make_release(tmp_path):
     (tmp_path / "submitted" / "someone" / Q).mkdir(parents=True)
     with pytest.raises(SystemExit, match="make release"):
         grading.autograde(tmp_path, [Q])
+
+
+def test_a_student_whose_warm_server_cannot_start_is_graded_in_sandboxes_of_their_own(released_course, monkeypatch):
+    from nbgrader.api import Gradebook
+
+    from dleff_instructor import warm
+
+    root, student = released_course, "noserver"
+    target = root / "submitted" / student / LATER / f"{LATER}-quiz.ipynb"
+    target.parent.mkdir(parents=True)
+    nbformat.write(classroom.filled(LATER, root=ROOT, student=student), target)
+
+    def refuse(self):
+        raise RuntimeError("the grading fork server did not start: (refused by this test)")
+
+    commands = []
+    command = sandbox.Sandbox.command
+    monkeypatch.setattr(warm.WarmKernels, "start", refuse)
+    monkeypatch.setattr(sandbox.Sandbox, "command",
+                        lambda self, *args, **kwargs: commands.append(kwargs) or command(self, *args, **kwargs))
+    for name in ("DLEFF_COURSE_ROOT", "DLEFF_UNSAFE", "PATH"):  # the worker's set-up changes them; put them back
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    grading._start_worker(str(root), False, None)
+    [(_, _, reason, _)] = grading._grade_student(student, [LATER])
+    assert reason is None
+    # a kernel in a sandbox of its own, not the warm server (its sandbox is PID 1 inside), and not none at all
+    assert commands and not any(kwargs.get("as_pid_1") for kwargs in commands)
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(LATER, student)
+        assert submission.max_code_score > 0 and submission.code_score == submission.max_code_score
