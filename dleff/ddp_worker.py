@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from contextlib import nullcontext
 
@@ -87,7 +88,15 @@ def main() -> None:
     if rank == 0:
         with open(args.out, "w") as file:
             json.dump(result, file, indent=1)
+    # Tear down together: a rank whose gloo threads are still talking while its peer destroys the group,
+    # or are destroyed during interpreter shutdown, can abort the process ("terminate called without an
+    # active exception", seen once here after the result was written). So wait for every rank, destroy
+    # the group, and leave without Python's shutdown: the result is on disk and nothing else is pending.
+    dist.barrier()
     dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def train(name: str, args: argparse.Namespace, device: torch.device) -> dict:
