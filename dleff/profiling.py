@@ -48,44 +48,18 @@ LOADER_EVENT = "enumerate(DataLoader)"  # the profiler's name for fetching a bat
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, set_to_none: bool = True,
               micro_batches: int = 1) -> Callable[[Tensor, Tensor], Tensor]:
-    """One optimizer step of cross-entropy on (X, y), as a function of the batch; returns the detached loss.
+    """The course's one training step, `train.train_step`, of cross-entropy on (X, y), as a function of the
+    batch; returns the detached loss.
 
-    With the defaults it is the course's one training step, `train.train_step`.
     The two switches this section measures change one thing each:
     micro_batches=k splits the batch into k parts and accumulates their
-    gradients before the one optimizer step (see `accumulate_gradients`), and
+    gradients before the one optimizer step (see `train.accumulate_gradients`), and
     set_to_none=False clears the old gradients by writing zeros instead of dropping them.
     """
     if micro_batches < 1:
         raise ValueError(f"micro_batches must be 1 or more, got {micro_batches!r}")
-    if micro_batches == 1 and set_to_none:
-        return lambda X, y: train.train_step(model, optimizer, X, y)[0]
-
-    def step(X: Tensor, y: Tensor) -> Tensor:
-        optimizer.zero_grad(set_to_none=set_to_none)
-        loss = accumulate_gradients(model, X, y, micro_batches)
-        optimizer.step()
-        return loss
-
-    return step
-
-
-def accumulate_gradients(model: nn.Module, X: Tensor, y: Tensor, micro_batches: int) -> Tensor:
-    """Add to `.grad` the gradient of the mean cross-entropy over (X, y), in `micro_batches` parts.
-
-    Each part's mean loss is weighted by its share of the batch, so the sum is
-    the full batch's mean loss and the gradients equal one backward over the
-    whole batch (up to float rounding). Only one part's activations are alive
-    at a time: that is the memory saved.
-    """
-    if not 1 <= micro_batches <= len(X):
-        raise ValueError(f"cannot split a batch of {len(X)} into {micro_batches} micro-batches")
-    total = torch.zeros(())
-    for X_part, y_part in zip(X.tensor_split(micro_batches), y.tensor_split(micro_batches)):
-        loss = nn.functional.cross_entropy(model(X_part), y_part) * (len(X_part) / len(X))
-        loss.backward()
-        total += loss.detach().cpu()
-    return total
+    return lambda X, y: train.train_step(model, optimizer, X, y, micro_batches=micro_batches,
+                                         set_to_none=set_to_none)[0]
 
 
 # ---------------------------------------------------------------- time: the profiler

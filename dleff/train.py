@@ -117,30 +117,63 @@ def precision(device: str | torch.device, amp: bool | str = False) -> Precision:
 
 def train_step(model: Callable, optimizer: torch.optim.Optimizer, X, y, *,
                loss_fn: Callable = F.cross_entropy, precision: Precision | None = None,
-               on_gradients: Callable[[], None] | None = None):
+               on_gradients: Callable[[], None] | None = None, micro_batches: int = 1,
+               set_to_none: bool = True):
     """One optimisation step on one batch; returns the (loss, output), detached.
 
-    1. forget the last step's gradients; 2. forward and loss, under autocast
-    when `precision` says so; 3. backward, through the GradScaler (which
-    multiplies the loss for fp16 and is a no-op otherwise); 4. the optimizer
-    step (skipped by the scaler when an fp16 gradient overflowed).
+    1. forget the last step's gradients (`set_to_none=False`: overwrite them
+    with zeros instead); 2. forward, loss and backward, in `micro_batches`
+    parts (see `accumulate_gradients`); 3. the optimizer step (skipped by the
+    scaler when an fp16 gradient overflowed).
     Frozen parameters (requires_grad=False) get no gradient, and optimizers
     skip parameters without one. `on_gradients()` runs between backward and the
     step, on the true (unscaled) gradients: the place for gradient clipping.
     """
     if precision is None:
         precision = Precision(X.device.type)
-    optimizer.zero_grad()
-    with precision.autocast():
-        output = model(X)
-        loss = loss_fn(output, y)
-    precision.scaler.scale(loss).backward()
+    optimizer.zero_grad(set_to_none=set_to_none)
+    loss, output = accumulate_gradients(model, X, y, micro_batches, loss_fn=loss_fn, precision=precision)
     if on_gradients is not None:
         precision.scaler.unscale_(optimizer)
         on_gradients()
     precision.scaler.step(optimizer)
     precision.scaler.update()
-    return loss.detach(), output.detach()
+    return loss, output
+
+
+def accumulate_gradients(model: Callable, X, y, micro_batches: int = 1, *, loss_fn: Callable = F.cross_entropy,
+                         precision: Precision | None = None):
+    """Add to `.grad` the gradient of the loss over (X, y), in `micro_batches` parts; returns (loss, output), detached.
+
+    Forward and loss run under autocast when `precision` says so, backward
+    through its GradScaler (which multiplies the loss for fp16 and is a no-op
+    otherwise). With k > 1 parts, each part's mean loss is weighted by its
+    share of the batch, so the parts' losses add up to the batch's mean loss
+    and their gradients to one backward over the whole batch (up to float
+    rounding). Only one part's activations are alive at a time: that is the
+    memory saved.
+    """
+    if precision is None:
+        precision = Precision(X.device.type)
+    if micro_batches == 1:  # the whole batch as it is (skorch may hand over inputs that cannot be split)
+        parts = [(X, y)]
+    elif 1 < micro_batches <= len(X):
+        parts = list(zip(X.tensor_split(micro_batches), y.tensor_split(micro_batches)))
+    else:
+        raise ValueError(f"cannot split a batch of {len(X)} into {micro_batches} micro-batches")
+    losses, outputs = [], []
+    for X_part, y_part in parts:
+        with precision.autocast():
+            output = model(X_part)
+            loss = loss_fn(output, y_part)
+        if micro_batches > 1:
+            loss = loss * (len(X_part) / len(X))
+        precision.scaler.scale(loss).backward()
+        losses.append(loss.detach())
+        outputs.append(output.detach())
+    if micro_batches == 1:
+        return losses[0], outputs[0]
+    return torch.stack(losses).sum(), torch.cat(outputs)
 
 
 def batches(data, batch_size: int, generator: torch.Generator | None = None) -> Iterable:

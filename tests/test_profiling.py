@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dleff import profiling, verdicts
+from dleff import profiling, train, verdicts
 from dleff.data.datasets import ArrayImages, make_loader
 from dleff.models import MLP
 
@@ -20,7 +20,7 @@ def test_four_micro_batches_of_16_give_the_gradients_of_one_batch_of_64(mlp):
     gradients = {}
     for micro_batches in (1, 4):
         mlp.zero_grad()
-        loss = profiling.accumulate_gradients(mlp, X, y, micro_batches)
+        loss, _ = train.accumulate_gradients(mlp, X, y, micro_batches)
         gradients[micro_batches] = [p.grad.clone() for p in mlp.parameters()]
         assert loss.item() == pytest.approx(nn.functional.cross_entropy(mlp(X), y).item(), rel=1e-5)
     for whole, pieces in zip(gradients[1], gradients[4]):
@@ -28,7 +28,7 @@ def test_four_micro_batches_of_16_give_the_gradients_of_one_batch_of_64(mlp):
     # the weighting matters: unweighted micro-batch losses give 4 times the gradient
     assert not torch.allclose(gradients[4][0] * 4, gradients[1][0])
     with pytest.raises(ValueError, match="cannot split a batch of 64 into 65"):
-        profiling.accumulate_gradients(mlp, X, y, 65)
+        train.accumulate_gradients(mlp, X, y, 65)
 
 
 def test_checkpointed_model_computes_the_same_and_saves_memory():
@@ -112,3 +112,23 @@ def test_ratio_and_verdicts():
         profiling.Ratio((1.0,), (1.0, 2.0))
     ratio = profiling.time_ratio(lambda: sum(range(20000)), lambda: sum(range(20)), rounds=2, min_run_time=0.01)
     assert len(ratio.values) == 2 and ratio.high < 1 and ratio.outcome() == verdicts.FASTER
+
+
+def test_the_steps_two_switches_change_only_how_gradients_are_made(mlp):
+    import copy
+
+    X, y = torch.randn(64, 20), torch.randint(0, 3, (64,))
+    twin = copy.deepcopy(mlp)
+    steps = {"plain": profiling.make_step(mlp, torch.optim.SGD(mlp.parameters(), lr=0.1)),
+             "switched": profiling.make_step(twin, torch.optim.SGD(twin.parameters(), lr=0.1), micro_batches=4,
+                                             set_to_none=False)}
+    losses = {name: step(X, y) for name, step in steps.items()}
+    torch.testing.assert_close(losses["switched"], losses["plain"])
+    for plain, switched in zip(mlp.parameters(), twin.parameters()):
+        torch.testing.assert_close(switched, plain, atol=1e-6, rtol=1e-5)  # the same update
+    # set_to_none=False zeroes the gradient tensors and fills them again; True makes new ones
+    kept = {name: [p.grad for p in model.parameters()] for name, model in (("plain", mlp), ("switched", twin))}
+    for step in steps.values():
+        step(X, y)
+    assert all(p.grad is g for p, g in zip(twin.parameters(), kept["switched"]))
+    assert not any(p.grad is g for p, g in zip(mlp.parameters(), kept["plain"]))
